@@ -1,0 +1,53 @@
+# blockgate: make run | test | bench | lint | build
+GO        ?= go
+FUZZTIME  ?= 5s
+BENCHTIME ?= 5s
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+
+# Fuzz targets run briefly by `make test`, as package:Target.
+FUZZ := \
+	./blocks/state/:FuzzParseQuery \
+	./tenants/:FuzzParseComponent \
+	./gateway/gatewayhttp/:FuzzStateKey \
+	./gateway/gatewayhttp/:FuzzStateBodies \
+	./auth/authjwt/:FuzzVerify
+
+.PHONY: build run test unit e2e fuzz bench lint js-deps clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/blockgate .
+
+run: build
+	./bin/blockgate serve --dev
+
+js-deps: e2e/js/node_modules/.package-lock.json
+
+e2e/js/node_modules/.package-lock.json: e2e/js/package.json e2e/js/package-lock.json
+	npm ci --prefix e2e/js --no-audit --no-fund
+
+test: unit fuzz e2e
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v /e2e)
+
+e2e: js-deps
+	$(GO) test -count=1 -timeout 10m ./e2e/
+
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+bench: build
+	$(GO) run ./bench/statebench -duration 10s -clients 16
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+clean:
+	rm -rf bin .blockgate

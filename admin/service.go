@@ -1,0 +1,276 @@
+// Package admin is the platform's administration: tenants, apps, app
+// tokens, components and signing keys, as a transport-agnostic Service and
+// the REST API (Handler) that the CLI and the console use.
+//
+// The admin API is authenticated with the platform admin token and served on
+// its own port (default 8080), never on the Dapr API ports.
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/blockgate/blockgate/auth/authjwt"
+	"github.com/blockgate/blockgate/tenants"
+	"github.com/blockgate/blockgate/tenants/tenantspg"
+)
+
+// ComponentValidator checks a component of a block kind it knows; it returns
+// an error that names what is wrong.
+type ComponentValidator func(c tenants.Component) error
+
+// Revoker is told at once about tokens revoked on this node.
+type Revoker interface {
+	MarkRevoked(id string)
+}
+
+// Service performs admin operations. It is safe for concurrent use.
+type Service struct {
+	registry   *tenantspg.Registry
+	authority  *authjwt.Authority
+	revoker    Revoker
+	validators map[string]ComponentValidator // by block kind: "state"
+	logger     *slog.Logger
+	now        func() time.Time
+}
+
+// NewService returns the admin service. validators maps a block kind
+// ("state", "pubsub") to the validator of its components; a component of a
+// kind with no validator is refused.
+func NewService(reg *tenantspg.Registry, a *authjwt.Authority, rev Revoker, validators map[string]ComponentValidator, logger *slog.Logger) *Service {
+	return &Service{registry: reg, authority: a, revoker: rev, validators: validators,
+		logger: logger.With("component", "admin"), now: time.Now}
+}
+
+// Errors a caller can act on; the REST API maps them to statuses.
+var (
+	ErrInvalid = errors.New("invalid request")
+)
+
+func invalid(err error) error { return fmt.Errorf("%w: %w", ErrInvalid, err) }
+
+// CreateTenant adds a tenant.
+func (s *Service) CreateTenant(ctx context.Context, name string) (tenants.Tenant, error) {
+	id, err := tenants.ParseID(name)
+	if err != nil {
+		return tenants.Tenant{}, invalid(err)
+	}
+	t, err := s.registry.CreateTenant(ctx, id)
+	if err == nil {
+		s.logger.Info("tenant created", "tenant", id)
+	}
+	return t, err
+}
+
+// Tenants lists tenants.
+func (s *Service) Tenants(ctx context.Context) ([]tenants.Tenant, error) {
+	return s.registry.Tenants(ctx)
+}
+
+// Tenant returns one tenant.
+func (s *Service) Tenant(ctx context.Context, name string) (tenants.Tenant, error) {
+	id, err := tenants.ParseID(name)
+	if err != nil {
+		return tenants.Tenant{}, invalid(err)
+	}
+	return s.registry.Tenant(ctx, id)
+}
+
+// DeleteTenant removes a tenant, its apps, components and state, and
+// revokes its tokens.
+func (s *Service) DeleteTenant(ctx context.Context, name string) error {
+	id, err := tenants.ParseID(name)
+	if err != nil {
+		return invalid(err)
+	}
+	toks, err := s.registry.Tokens(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.registry.DeleteTenant(ctx, id); err != nil {
+		return err
+	}
+	for _, t := range toks {
+		s.revoker.MarkRevoked(t.ID)
+	}
+	s.logger.Info("tenant deleted", "tenant", id)
+	return nil
+}
+
+// CreateApp registers an app in a tenant.
+func (s *Service) CreateApp(ctx context.Context, tenant, appID, endpoint string) (tenants.App, error) {
+	id, err := tenants.ParseID(tenant)
+	if err != nil {
+		return tenants.App{}, invalid(err)
+	}
+	if err := tenants.ValidateAppID(appID); err != nil {
+		return tenants.App{}, invalid(err)
+	}
+	if err := validateEndpoint(endpoint); err != nil {
+		return tenants.App{}, invalid(err)
+	}
+	return s.registry.CreateApp(ctx, tenants.App{Tenant: id, ID: appID, Endpoint: endpoint})
+}
+
+// Apps lists a tenant's apps.
+func (s *Service) Apps(ctx context.Context, tenant string) ([]tenants.App, error) {
+	id, err := s.existing(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return s.registry.Apps(ctx, id)
+}
+
+// DeleteApp removes an app and revokes its tokens.
+func (s *Service) DeleteApp(ctx context.Context, tenant, appID string) error {
+	id, err := tenants.ParseID(tenant)
+	if err != nil {
+		return invalid(err)
+	}
+	toks, err := s.registry.Tokens(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.registry.DeleteApp(ctx, id, appID); err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if t.AppID == appID {
+			s.revoker.MarkRevoked(t.ID)
+		}
+	}
+	return nil
+}
+
+// DefaultTokenTTL is the lifetime of a token issued without one.
+const DefaultTokenTTL = 24 * time.Hour
+
+// IssuedToken is a new token: the only time its text is shown.
+type IssuedToken struct {
+	tenants.Token
+	Text string `json:"token"`
+}
+
+// IssueToken signs a new app token for an existing app.
+func (s *Service) IssueToken(ctx context.Context, tenant, appID string, ttl time.Duration) (IssuedToken, error) {
+	id, err := tenants.ParseID(tenant)
+	if err != nil {
+		return IssuedToken{}, invalid(err)
+	}
+	if ttl == 0 {
+		ttl = DefaultTokenTTL
+	}
+	if ttl < time.Minute || ttl > authjwt.MaxTokenTTL {
+		return IssuedToken{}, invalid(fmt.Errorf("token ttl %s is out of range: use 1m to %s", ttl, authjwt.MaxTokenTTL))
+	}
+	now := s.now().Truncate(time.Second)
+	t := tenants.Token{ID: newTokenID(), Tenant: id, AppID: appID, IssuedAt: now, ExpiresAt: now.Add(ttl)}
+	if err := s.registry.CreateToken(ctx, t); err != nil {
+		return IssuedToken{}, err
+	}
+	text, err := s.authority.Issue(authjwt.Claims{Tenant: id, AppID: appID, TokenID: t.ID, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt})
+	if err != nil {
+		return IssuedToken{}, fmt.Errorf("signing token: %w", err)
+	}
+	s.logger.Info("token issued", "tenant", id, "app_id", appID, "token_id", t.ID, "expires_at", t.ExpiresAt)
+	return IssuedToken{Token: t, Text: text}, nil
+}
+
+func newTokenID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "tok_" + hex.EncodeToString(b[:])
+}
+
+// Tokens lists a tenant's tokens (never their text).
+func (s *Service) Tokens(ctx context.Context, tenant string) ([]tenants.Token, error) {
+	id, err := s.existing(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return s.registry.Tokens(ctx, id)
+}
+
+// RevokeToken revokes a token by id; it stops working on this node at once
+// and on every other node when the registry's notification reaches it.
+func (s *Service) RevokeToken(ctx context.Context, id string) (tenants.Token, error) {
+	t, err := s.registry.RevokeToken(ctx, id)
+	if err != nil {
+		return t, err
+	}
+	s.revoker.MarkRevoked(id)
+	s.logger.Info("token revoked", "tenant", t.Tenant, "app_id", t.AppID, "token_id", id)
+	return t, nil
+}
+
+// ApplyComponent creates or replaces a tenant's component from a Dapr
+// Component document (YAML or JSON).
+func (s *Service) ApplyComponent(ctx context.Context, tenant string, doc []byte) (tenants.Component, error) {
+	id, err := tenants.ParseID(tenant)
+	if err != nil {
+		return tenants.Component{}, invalid(err)
+	}
+	c, err := tenants.ParseComponent(doc)
+	if err != nil {
+		return tenants.Component{}, invalid(err)
+	}
+	c.Tenant = id
+	validate, ok := s.validators[c.Kind()]
+	if !ok {
+		return tenants.Component{}, invalid(fmt.Errorf("component %s: blockgate does not serve %q components yet", c.Name, c.Type))
+	}
+	if err := validate(c); err != nil {
+		return tenants.Component{}, invalid(err)
+	}
+	c, err = s.registry.PutComponent(ctx, c)
+	if err == nil {
+		s.logger.Info("component applied", "tenant", id, "component", c.Name, "type", c.Type, "revision", c.Revision)
+	}
+	return c, err
+}
+
+// Components lists a tenant's components.
+func (s *Service) Components(ctx context.Context, tenant string) ([]tenants.Component, error) {
+	id, err := s.existing(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return s.registry.Components(ctx, id)
+}
+
+// DeleteComponent removes a tenant's component.
+func (s *Service) DeleteComponent(ctx context.Context, tenant, name string) error {
+	id, err := tenants.ParseID(tenant)
+	if err != nil {
+		return invalid(err)
+	}
+	return s.registry.DeleteComponent(ctx, id, name)
+}
+
+// RotateSigningKey makes a new key sign tokens from now on; tokens signed
+// by older keys keep working until they expire.
+func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
+	kid, err := s.authority.Rotate(ctx)
+	if err == nil {
+		s.logger.Info("token signing key rotated", "kid", kid)
+	}
+	return kid, err
+}
+
+// existing parses tenant and checks it exists, so that listing the apps of
+// a tenant that is not there is a 404 rather than an empty list.
+func (s *Service) existing(ctx context.Context, tenant string) (tenants.ID, error) {
+	id, err := tenants.ParseID(tenant)
+	if err != nil {
+		return "", invalid(err)
+	}
+	if _, err := s.registry.Tenant(ctx, id); err != nil {
+		return "", err
+	}
+	return id, nil
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/blockgate/blockgate/admin/adminclient"
+)
+
+// adminCommand runs one of the admin subcommands against the admin API at
+// BLOCKGATE_ADMIN_URL with BLOCKGATE_ADMIN_TOKEN.
+func adminCommand(ctx context.Context, noun string, args []string) error {
+	if len(args) == 0 {
+		return usageError{fmt.Sprintf("%s needs a verb", noun)}
+	}
+	verb, args := args[0], args[1:]
+	fs := flag.NewFlagSet(noun+" "+verb, flag.ContinueOnError)
+	tenant := fs.String("tenant", "", "tenant name")
+	app := fs.String("app", "", "app id")
+	endpoint := fs.String("endpoint", "", "the app's base URL, for calls from the gateway to the app")
+	ttl := fs.Duration("ttl", 0, "token lifetime, e.g. 24h (default 24h, at most 720h)")
+	file := fs.String("f", "", "component file (YAML or JSON), - for standard input")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	out := os.Stdout
+	need := func(n int, what string) error {
+		if len(pos) != n {
+			return usageError{fmt.Sprintf("%s %s takes %s", noun, verb, what)}
+		}
+		return nil
+	}
+	needTenant := func() error {
+		if *tenant == "" {
+			return usageError{fmt.Sprintf("%s %s needs --tenant NAME", noun, verb)}
+		}
+		return nil
+	}
+
+	switch noun + " " + verb {
+	case "tenant create":
+		if err := need(1, "one tenant name"); err != nil {
+			return err
+		}
+		t, err := c.CreateTenant(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, t, func(w io.Writer) { fmt.Fprintf(w, "tenant %s created\n", t.ID) })
+	case "tenant list":
+		ts, err := c.Tenants(ctx)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, ts, func(w io.Writer) {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tCREATED")
+			for _, t := range ts {
+				fmt.Fprintf(tw, "%s\t%s\n", t.ID, t.CreatedAt.Format(time.RFC3339))
+			}
+			tw.Flush()
+		})
+	case "tenant delete":
+		if err := need(1, "one tenant name"); err != nil {
+			return err
+		}
+		if err := c.DeleteTenant(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "tenant %s deleted\n", pos[0])
+		return nil
+	case "app create":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if err := need(1, "one app id"); err != nil {
+			return err
+		}
+		a, err := c.CreateApp(ctx, *tenant, pos[0], *endpoint)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, a, func(w io.Writer) { fmt.Fprintf(w, "app %s created in tenant %s\n", a.ID, a.Tenant) })
+	case "app list":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		as, err := c.Apps(ctx, *tenant)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, as, func(w io.Writer) {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "APP ID\tENDPOINT\tCREATED")
+			for _, a := range as {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", a.ID, a.Endpoint, a.CreatedAt.Format(time.RFC3339))
+			}
+			tw.Flush()
+		})
+	case "app delete":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if err := need(1, "one app id"); err != nil {
+			return err
+		}
+		if err := c.DeleteApp(ctx, *tenant, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "app %s deleted; its tokens are revoked\n", pos[0])
+		return nil
+	case "token issue":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if *app == "" {
+			return usageError{"token issue needs --app APP_ID"}
+		}
+		t, err := c.IssueToken(ctx, *tenant, *app, *ttl)
+		if err != nil {
+			return err
+		}
+		// Only the token, so that $(blockgate token issue ...) works.
+		return show(out, *asJSON, t, func(w io.Writer) { fmt.Fprintln(w, t.Text) })
+	case "token list":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		ts, err := c.Tokens(ctx, *tenant)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, ts, func(w io.Writer) {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tAPP ID\tISSUED\tEXPIRES\tREVOKED")
+			for _, t := range ts {
+				revoked := "-"
+				if t.RevokedAt != nil {
+					revoked = t.RevokedAt.Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.AppID, t.IssuedAt.Format(time.RFC3339), t.ExpiresAt.Format(time.RFC3339), revoked)
+			}
+			tw.Flush()
+		})
+	case "token revoke":
+		if err := need(1, "one token id (see token list)"); err != nil {
+			return err
+		}
+		t, err := c.RevokeToken(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, t, func(w io.Writer) { fmt.Fprintf(w, "token %s of %s/%s revoked\n", t.ID, t.Tenant, t.AppID) })
+	case "component apply":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if *file == "" {
+			return usageError{"component apply needs -f FILE.yaml"}
+		}
+		doc, err := readFile(*file)
+		if err != nil {
+			return err
+		}
+		comp, err := c.ApplyComponent(ctx, *tenant, doc)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, comp, func(w io.Writer) {
+			fmt.Fprintf(w, "component %s (%s) applied to tenant %s, revision %d\n", comp.Name, comp.Type, *tenant, comp.Revision)
+		})
+	case "component list":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		cs, err := c.Components(ctx, *tenant)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, cs, func(w io.Writer) {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTYPE\tVERSION\tREVISION")
+			for _, comp := range cs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", comp.Name, comp.Type, comp.Version, comp.Revision)
+			}
+			tw.Flush()
+		})
+	case "component delete":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if err := need(1, "one component name"); err != nil {
+			return err
+		}
+		if err := c.DeleteComponent(ctx, *tenant, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "component %s deleted\n", pos[0])
+		return nil
+	case "key rotate":
+		kid, err := c.RotateSigningKey(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "new signing key %s; tokens signed by older keys keep working until they expire\n", kid)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q", noun+" "+verb)}
+}
+
+// parseInterspersed parses flags that may come before, between or after the
+// positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func client() (*adminclient.Client, error) {
+	url := os.Getenv("BLOCKGATE_ADMIN_URL")
+	if url == "" {
+		url = "http://127.0.0.1:8080"
+	}
+	token := os.Getenv("BLOCKGATE_ADMIN_TOKEN")
+	if token == "" {
+		return nil, usageError{"BLOCKGATE_ADMIN_TOKEN is not set: export it (serve --dev writes it to .blockgate/dev.env; otherwise it is in <data-dir>/admin-token)"}
+	}
+	return adminclient.New(url, token), nil
+}
+
+func readFile(path string) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(path)
+}
+
+func show(w io.Writer, asJSON bool, v any, text func(io.Writer)) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(w)
+	return nil
+}

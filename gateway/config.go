@@ -1,0 +1,100 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config is everything a gateway node needs. main fills it from flags and
+// BLOCKGATE_* environment variables; the zero value of each field documents
+// its default.
+type Config struct {
+	// Host is the address the API, admin and metrics listeners bind; "" means
+	// every interface.
+	Host string
+	// HTTPPort serves Dapr's HTTP API; default 3500, 0 picks a free port.
+	HTTPPort int
+	// GRPCPort serves Dapr's gRPC API; default 50001, 0 picks a free port.
+	GRPCPort int
+	// AdminPort serves the admin API; default 8080, 0 picks a free port.
+	AdminPort int
+	// MetricsPort serves Prometheus metrics on /metrics; default 9090, 0
+	// picks a free port, -1 disables metrics.
+	MetricsPort int
+	// NATSPort is the embedded NATS server's client port, on loopback;
+	// default 4222, 0 picks a free port. Unused with NATSURL.
+	NATSPort int
+
+	// DataDir holds the embedded NATS store, the private Postgres cluster
+	// when there is no PostgresURL, and dev.env; default ./.blockgate.
+	DataDir string
+	// PostgresURL is the system of record; empty starts a private Postgres
+	// from the machine's PostgreSQL binaries under DataDir.
+	PostgresURL string
+	// NATSURL points at an external NATS cluster; empty embeds a server.
+	NATSURL string
+
+	// AdminToken is the platform admin token; empty generates one, stored
+	// in DataDir/admin-token.
+	AdminToken string
+	// MaxBodyBytes limits API request bodies; default 4 MiB.
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds the wait for in-flight requests on shutdown;
+	// default 15s.
+	ShutdownTimeout time.Duration
+	// Dev creates tenant "default" with app "app1" and the components
+	// statestore and pubsub, and writes DataDir/dev.env.
+	Dev bool
+	// Version is reported as the runtime version.
+	Version string
+
+	Logger *slog.Logger
+}
+
+// Default values of Config.
+const (
+	DefaultHTTPPort    = 3500
+	DefaultGRPCPort    = 50001
+	DefaultAdminPort   = 8080
+	DefaultMetricsPort = 9090
+	DefaultNATSPort    = 4222
+)
+
+// Validate checks cfg before anything starts and fills in defaults for the
+// fields whose zero value is not a valid choice.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, p := range []struct {
+		name string
+		port int
+		min  int
+	}{
+		{"--http-port", c.HTTPPort, 0}, {"--grpc-port", c.GRPCPort, 0}, {"--admin-port", c.AdminPort, 0},
+		{"--metrics-port", c.MetricsPort, -1}, {"--nats-port", c.NATSPort, 0},
+	} {
+		if p.port < p.min || p.port > 65535 {
+			errs = append(errs, fmt.Errorf("%s %d is not a port number", p.name, p.port))
+		}
+	}
+	if c.DataDir == "" {
+		c.DataDir = ".blockgate"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 4 << 20
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("--max-body-size %d is too small; use at least 1024 bytes", c.MaxBodyBytes))
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,237 @@
+// Package gateway is the composition root of a blockgate node: it starts the
+// dependencies (Postgres, embedded NATS), builds the registry, the token
+// authority and the block services, and serves the Dapr HTTP and gRPC APIs,
+// the admin API and metrics until its context ends.
+//
+// Every long-lived part runs under one errgroup, so the first failure stops
+// the node; only main handles signals. Shutdown lets in-flight requests
+// finish (bounded by Config.ShutdownTimeout) and then stops the background
+// loops, NATS and the private Postgres, in that order.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/blockgate/blockgate/auth"
+	"github.com/blockgate/blockgate/auth/authjwt"
+	"github.com/blockgate/blockgate/blocks/metadata"
+	"github.com/blockgate/blockgate/blocks/state"
+	"github.com/blockgate/blockgate/blocks/state/statemem"
+	"github.com/blockgate/blockgate/blocks/state/statepg"
+	"github.com/blockgate/blockgate/gateway/gatewaynats"
+	"github.com/blockgate/blockgate/gateway/gatewaypg"
+	"github.com/blockgate/blockgate/migrations"
+	"github.com/blockgate/blockgate/tenants"
+	"github.com/blockgate/blockgate/tenants/tenantspg"
+)
+
+// node is one running gateway: its dependencies and services.
+type node struct {
+	cfg Config
+
+	pg       *gatewaypg.Server // nil with an external Postgres
+	pool     *pgxpool.Pool
+	nats     *gatewaynats.Server // nil with an external NATS
+	natsURL  string
+	registry *tenantspg.Registry
+	tokens   *authjwt.Authority
+	authn    *auth.Authenticator
+	comps    *tenants.ComponentCache
+	statepg  *statepg.Backend
+	state    *state.Service
+	metadata *metadata.Service
+}
+
+// Run starts a node and serves until ctx is done or a part fails.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	n := &node{cfg: cfg}
+	defer n.close()
+	if err := n.start(ctx); err != nil {
+		return err
+	}
+	return n.serve(ctx)
+}
+
+// start brings up dependencies and builds services. On error, close undoes
+// whatever started.
+func (n *node) start(ctx context.Context) error {
+	log := n.cfg.Logger
+	if err := os.MkdirAll(n.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
+
+	pgURL := n.cfg.PostgresURL
+	if pgURL == "" {
+		log.Info("starting private Postgres", "dir", filepath.Join(n.cfg.DataDir, "postgres"))
+		pg, err := gatewaypg.Start(ctx, gatewaypg.Config{Dir: filepath.Join(n.cfg.DataDir, "postgres"), Logger: log})
+		if err != nil {
+			return fmt.Errorf("starting private Postgres (or pass --postgres-url): %w", err)
+		}
+		n.pg = pg
+		pgURL = pg.URL()
+	}
+	if err := n.migrate(ctx, pgURL); err != nil {
+		return err
+	}
+	poolCfg, err := pgxpool.ParseConfig(pgURL)
+	if err != nil {
+		return fmt.Errorf("parsing --postgres-url: %w", err)
+	}
+	if poolCfg.MaxConns < 32 {
+		poolCfg.MaxConns = 32
+	}
+	if n.pool, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
+		return fmt.Errorf("connecting to Postgres: %w", err)
+	}
+
+	n.natsURL = n.cfg.NATSURL
+	if n.natsURL == "" {
+		ns, err := gatewaynats.Start(ctx, gatewaynats.Config{
+			Port: n.cfg.NATSPort, StoreDir: filepath.Join(n.cfg.DataDir, "nats"), Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("starting embedded NATS: %w", err)
+		}
+		n.nats = ns
+		n.natsURL = ns.ClientURL()
+	}
+
+	n.registry = tenantspg.New(n.pool, log)
+	n.tokens = authjwt.New(n.registry, authjwt.Config{}, log)
+	if err := n.tokens.Load(ctx); err != nil {
+		return fmt.Errorf("loading token signing keys: %w", err)
+	}
+	n.authn = auth.NewAuthenticator(n.tokens, n.registry, log)
+	if err := n.authn.Refresh(ctx); err != nil {
+		return fmt.Errorf("loading token revocations: %w", err)
+	}
+	n.comps = tenants.NewComponentCache(n.registry.Components, 30*time.Second)
+	n.statepg = statepg.NewBackend(n.pool, log)
+	n.state = state.NewService(n.comps, map[string]state.Opener{
+		"state.postgresql": func(c tenants.Component) (state.Store, error) { return n.statepg.Open(c.Tenant, c.Name), nil },
+		"state.in-memory":  func(tenants.Component) (state.Store, error) { return statemem.New(), nil },
+	}, log)
+	n.metadata = metadata.NewService(n.comps, n.registry, n.state.Capabilities, n.cfg.Version)
+	return nil
+}
+
+// migrate brings the schema up to date over a dedicated connection.
+func (n *node) migrate(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connecting to Postgres to migrate: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, _, err := migrations.Apply(ctx, conn, n.cfg.Logger); err != nil {
+		return fmt.Errorf("migrating the schema: %w", err)
+	}
+	return nil
+}
+
+// ready reports whether the node's dependencies answer.
+func (n *node) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := n.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if n.nats != nil {
+		if err := n.nats.Healthy(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onRegistryChange drops cached registry data a change makes stale.
+func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
+	switch c.Kind {
+	case tenantspg.ResyncKind:
+		n.comps.InvalidateAll()
+		n.refreshAuth(ctx, true)
+	case "component", "tenant":
+		n.comps.Invalidate(c.Tenant)
+	case "token", "app":
+		n.refreshAuth(ctx, false)
+	case "key":
+		n.refreshAuth(ctx, true)
+	}
+}
+
+func (n *node) refreshAuth(ctx context.Context, keys bool) {
+	// Run off the listener's goroutine: a slow registry must not stall
+	// notifications.
+	go func() {
+		if keys {
+			if err := n.tokens.Reload(ctx); err != nil && ctx.Err() == nil {
+				n.cfg.Logger.Warn("reloading signing keys failed", "err", err)
+			}
+		}
+		if err := n.authn.Refresh(ctx); err != nil && ctx.Err() == nil {
+			n.cfg.Logger.Warn("refreshing token revocations failed", "err", err)
+		}
+	}()
+}
+
+// close stops what start started, in reverse order; safe on a partial start.
+func (n *node) close() {
+	if n.pool != nil {
+		n.pool.Close()
+	}
+	if n.nats != nil {
+		n.nats.Close()
+	}
+	if n.pg != nil {
+		if err := n.pg.Close(); err != nil {
+			n.cfg.Logger.Warn("stopping private Postgres", "err", err)
+		}
+	}
+}
+
+// listen opens a TCP listener, with an error that says which flag to change.
+func (n *node) listen(flag string, port int) (net.Listener, error) {
+	addr := net.JoinHostPort(n.cfg.Host, strconv.Itoa(port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			return nil, fmt.Errorf("cannot listen on %s (%v); choose another port with %s", addr, opErr.Err, flag)
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+// Migrate applies the schema migrations and returns: what `blockgate
+// migrate` runs. Without a Postgres URL it migrates the private cluster in
+// the data dir.
+func Migrate(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	n := &node{cfg: cfg}
+	defer n.close()
+	url := cfg.PostgresURL
+	if url == "" {
+		pg, err := gatewaypg.Start(ctx, gatewaypg.Config{Dir: filepath.Join(cfg.DataDir, "postgres"), Logger: cfg.Logger})
+		if err != nil {
+			return fmt.Errorf("starting private Postgres (or pass --postgres-url): %w", err)
+		}
+		n.pg = pg
+		url = pg.URL()
+	}
+	return n.migrate(ctx, url)
+}

@@ -1,0 +1,188 @@
+// Package gatewaygrpc serves Dapr's gRPC API, the service
+// dapr.proto.runtime.v1.Dapr from Dapr's own generated code. Methods only
+// translate protobuf messages to block service calls; authentication and
+// the mapping of errors to statuses (with a google.rpc.ErrorInfo carrying
+// Dapr's error code) each live in one interceptor.
+package gatewaygrpc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"strings"
+
+	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/blockgate/blockgate/auth"
+	"github.com/blockgate/blockgate/blocks"
+	blockmetadata "github.com/blockgate/blockgate/blocks/metadata"
+	"github.com/blockgate/blockgate/blocks/state"
+	"github.com/blockgate/blockgate/tenants"
+)
+
+// Authenticator turns an app token into a principal.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (tenants.Principal, error)
+}
+
+// Config is what the gRPC API serves.
+type Config struct {
+	State    *state.Service
+	Metadata *blockmetadata.Service
+	Auth     Authenticator
+	// MaxRecvBytes limits one request message; default 4 MiB.
+	MaxRecvBytes int
+	Logger       *slog.Logger
+}
+
+// Server implements runtimev1.DaprServer. Methods blockgate does not serve
+// yet answer codes.Unimplemented through the embedded type.
+type Server struct {
+	runtimev1.UnimplementedDaprServer
+	cfg    Config
+	logger *slog.Logger
+}
+
+var _ runtimev1.DaprServer = (*Server)(nil)
+
+// New returns a grpc.Server with the Dapr service registered, and its
+// interceptors installed.
+func New(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
+	if cfg.MaxRecvBytes <= 0 {
+		cfg.MaxRecvBytes = 4 << 20
+	}
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("transport", "grpc")}
+	opts = append(opts,
+		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
+		grpc.ChainUnaryInterceptor(s.unaryErrors, s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.streamErrors, s.streamAuth),
+	)
+	gs := grpc.NewServer(opts...)
+	runtimev1.RegisterDaprServer(gs, s)
+	return gs
+}
+
+// tokenFrom reads the app token from dapr-api-token or authorization metadata.
+func tokenFrom(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("dapr-api-token"); len(v) > 0 && v[0] != "" {
+		return v[0]
+	}
+	if v := md.Get("authorization"); len(v) > 0 && len(v[0]) > 7 && strings.EqualFold(v[0][:7], "bearer ") {
+		return strings.TrimSpace(v[0][7:])
+	}
+	return ""
+}
+
+func (s *Server) authenticate(ctx context.Context) (context.Context, error) {
+	p, err := s.cfg.Auth.Authenticate(ctx, tokenFrom(ctx))
+	if err != nil {
+		return nil, blocks.ErrUnauthenticated("invalid api token: %v", err)
+	}
+	return auth.WithPrincipal(ctx, p), nil
+}
+
+func (s *Server) unaryAuth(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	ctx, err := s.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+type authedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (a authedStream) Context() context.Context { return a.ctx }
+
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ctx, err := s.authenticate(ss.Context())
+	if err != nil {
+		return err
+	}
+	return h(srv, authedStream{ServerStream: ss, ctx: ctx})
+}
+
+func (s *Server) unaryErrors(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = s.toStatus(info.FullMethod, blocks.As(panicError{v}))
+		}
+	}()
+	resp, err = h(ctx, req)
+	if err != nil {
+		return nil, s.toStatus(info.FullMethod, err)
+	}
+	return resp, nil
+}
+
+func (s *Server) streamErrors(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = s.toStatus(info.FullMethod, blocks.As(panicError{v}))
+		}
+	}()
+	if err := h(srv, ss); err != nil {
+		return s.toStatus(info.FullMethod, err)
+	}
+	return nil
+}
+
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return "panic: " + slog.AnyValue(p.v).String() }
+
+var kindCodes = map[blocks.Kind]codes.Code{
+	blocks.Internal:           codes.Internal,
+	blocks.InvalidArgument:    codes.InvalidArgument,
+	blocks.NotFound:           codes.NotFound,
+	blocks.Conflict:           codes.Aborted,
+	blocks.AlreadyExists:      codes.AlreadyExists,
+	blocks.Forbidden:          codes.PermissionDenied,
+	blocks.Unauthenticated:    codes.Unauthenticated,
+	blocks.ResourceExhausted:  codes.ResourceExhausted,
+	blocks.FailedPrecondition: codes.FailedPrecondition,
+	blocks.Unavailable:        codes.Unavailable,
+	blocks.Unimplemented:      codes.Unimplemented,
+	blocks.DeadlineExceeded:   codes.DeadlineExceeded,
+	blocks.Canceled:           codes.Canceled,
+}
+
+// toStatus is the one place where errors become gRPC statuses.
+func (s *Server) toStatus(method string, err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err // already a status (from grpc itself)
+	}
+	e := blocks.As(err)
+	code := kindCodes[e.Kind]
+	msg := e.Message
+	if code == codes.Internal || code == codes.Unknown {
+		id := errorID()
+		msg += " (error id " + id + ")"
+		s.logger.Error("request failed", "error_id", id, "code", e.Code, "method", method, "err", err)
+	}
+	st := status.New(code, msg)
+	if withInfo, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: e.Code, Domain: "dapr.io", Metadata: e.Metadata}); derr == nil {
+		st = withInfo
+	}
+	return st.Err()
+}
+
+func errorID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func principal(ctx context.Context) tenants.Principal {
+	p, _ := auth.PrincipalFrom(ctx)
+	return p
+}

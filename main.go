@@ -1,0 +1,90 @@
+// Command blockgate runs a blockgate gateway node and administers tenants,
+// apps, tokens and components through a node's admin API.
+//
+//	blockgate serve [flags]            run a node (see blockgate serve -h)
+//	blockgate migrate [flags]          apply database migrations and exit
+//	blockgate tenant create NAME       and the other admin commands: blockgate help
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "blockgate:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg + " (see blockgate help)" }
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Print(usage)
+		return usageError{"no command given"}
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:])
+	case "migrate":
+		return migrate(ctx, args[1:])
+	case "tenant", "app", "token", "component", "key":
+		return adminCommand(ctx, args[0], args[1:])
+	case "version":
+		fmt.Println(version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q", args[0])}
+}
+
+const usage = `blockgate serves the Dapr building-block APIs to many tenants from one gateway.
+
+Run a node:
+  blockgate serve [--dev] [flags]     flags: blockgate serve -h
+  blockgate migrate [flags]           apply database migrations and exit
+
+Administer (BLOCKGATE_ADMIN_URL, BLOCKGATE_ADMIN_TOKEN):
+  blockgate tenant create NAME
+  blockgate tenant list
+  blockgate tenant delete NAME
+  blockgate app create --tenant NAME APP_ID [--endpoint URL]
+  blockgate app list --tenant NAME
+  blockgate app delete --tenant NAME APP_ID
+  blockgate token issue --tenant NAME --app APP_ID [--ttl DURATION]
+  blockgate token list --tenant NAME
+  blockgate token revoke ID
+  blockgate component apply --tenant NAME -f FILE.yaml
+  blockgate component list --tenant NAME
+  blockgate component delete --tenant NAME COMPONENT
+  blockgate key rotate
+  blockgate version
+`

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/blockgate/blockgate/gateway"
+)
+
+// envFlags is a flag set whose flags also read BLOCKGATE_<NAME> from the
+// environment; a flag on the command line wins over the variable.
+type envFlags struct {
+	*flag.FlagSet
+	env []func() error
+}
+
+func newEnvFlags(name string) *envFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	return &envFlags{FlagSet: fs}
+}
+
+func envName(flagName string) string {
+	return "BLOCKGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (f *envFlags) string(p *string, name, def, usage string) {
+	f.StringVar(p, name, def, usage+" ["+envName(name)+"]")
+	f.fromEnv(name, func(v string) error { *p = v; return nil })
+}
+
+func (f *envFlags) int(p *int, name string, def int, usage string) {
+	f.IntVar(p, name, def, usage+" ["+envName(name)+"]")
+	f.fromEnv(name, func(v string) error {
+		n, err := strconv.Atoi(v)
+		*p = n
+		return err
+	})
+}
+
+func (f *envFlags) bool(p *bool, name string, def bool, usage string) {
+	f.BoolVar(p, name, def, usage+" ["+envName(name)+"]")
+	f.fromEnv(name, func(v string) error {
+		b, err := strconv.ParseBool(v)
+		*p = b
+		return err
+	})
+}
+
+func (f *envFlags) duration(p *time.Duration, name string, def time.Duration, usage string) {
+	f.DurationVar(p, name, def, usage+" ["+envName(name)+"]")
+	f.fromEnv(name, func(v string) error {
+		d, err := time.ParseDuration(v)
+		*p = d
+		return err
+	})
+}
+
+func (f *envFlags) fromEnv(name string, set func(string) error) {
+	f.env = append(f.env, func() error {
+		v, ok := os.LookupEnv(envName(name))
+		if !ok || v == "" {
+			return nil
+		}
+		if err := set(v); err != nil {
+			return usageError{fmt.Sprintf("%s=%q: %v", envName(name), v, err)}
+		}
+		return nil
+	})
+}
+
+// parse applies the environment first, then the command line on top.
+func (f *envFlags) parse(args []string) error {
+	for _, apply := range f.env {
+		if err := apply(); err != nil {
+			return err
+		}
+	}
+	return f.Parse(args)
+}
+
+// nodeFlags are the flags serve and migrate share.
+func nodeFlags(fs *envFlags, cfg *gateway.Config) {
+	fs.string(&cfg.DataDir, "data-dir", ".blockgate", "directory for the embedded NATS store, the private Postgres and dev.env")
+	fs.string(&cfg.PostgresURL, "postgres-url", "", "Postgres connection URL; empty starts a private Postgres in the data dir")
+}
+
+func serve(ctx context.Context, args []string) error {
+	var cfg gateway.Config
+	var logLevel, logFormat string
+	var maxBody int
+	fs := newEnvFlags("serve")
+	nodeFlags(fs, &cfg)
+	fs.string(&cfg.Host, "host", "", "address the API, admin and metrics listeners bind (empty: all interfaces)")
+	fs.int(&cfg.HTTPPort, "http-port", gateway.DefaultHTTPPort, "Dapr HTTP API port (0: any free port)")
+	fs.int(&cfg.GRPCPort, "grpc-port", gateway.DefaultGRPCPort, "Dapr gRPC API port (0: any free port)")
+	fs.int(&cfg.AdminPort, "admin-port", gateway.DefaultAdminPort, "admin API port (0: any free port)")
+	fs.int(&cfg.MetricsPort, "metrics-port", gateway.DefaultMetricsPort, "Prometheus metrics port (0: any free port, -1: off)")
+	fs.int(&cfg.NATSPort, "nats-port", gateway.DefaultNATSPort, "embedded NATS client port, loopback only (0: any free port)")
+	fs.string(&cfg.NATSURL, "nats-url", "", "external NATS cluster URL; empty embeds a NATS server with JetStream")
+	fs.string(&cfg.AdminToken, "admin-token", "", "platform admin token; empty generates one into <data-dir>/admin-token")
+	fs.int(&maxBody, "max-body-size", 4<<20, "largest accepted request body in bytes")
+	fs.duration(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for in-flight requests")
+	fs.bool(&cfg.Dev, "dev", false, "create tenant default, app app1 and dev components; write <data-dir>/dev.env")
+	fs.string(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.string(&logFormat, "log-format", "text", "text or json")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	logger, err := newLogger(os.Stderr, logLevel, logFormat)
+	if err != nil {
+		return err
+	}
+	cfg.MaxBodyBytes = int64(maxBody)
+	cfg.Version = version
+	cfg.Logger = logger
+	return gateway.Run(ctx, cfg)
+}
+
+func migrate(ctx context.Context, args []string) error {
+	var cfg gateway.Config
+	var logLevel string
+	fs := newEnvFlags("migrate")
+	nodeFlags(fs, &cfg)
+	fs.string(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	logger, err := newLogger(os.Stderr, logLevel, "text")
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+	return gateway.Migrate(ctx, cfg)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Sprintf("--log-level %q: use debug, info, warn or error", level)}
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Sprintf("--log-format %q: use text or json", format)}
+}

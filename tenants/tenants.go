@@ -1,0 +1,91 @@
+// Package tenants defines the tenancy model every other package speaks:
+// tenants, the apps inside them, their components in Dapr's Component shape,
+// and the Principal a request acts for.
+//
+// This package is plain data and validation; it imports no driver, so block
+// packages can depend on it. The Postgres-backed registry lives in
+// tenants/tenantspg.
+package tenants
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// ID names a tenant. It is a DNS label (lowercase letters, digits and '-',
+// at most 63 characters) because it appears in SPIFFE IDs, NATS subjects and
+// hostnames.
+type ID string
+
+var labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// appIDRE follows Dapr's app id rules: letters, digits, '-', '_' and '.',
+// starting with a letter or digit, at most 63 characters.
+var appIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// ParseID validates s as a tenant name.
+func ParseID(s string) (ID, error) {
+	if !labelRE.MatchString(s) {
+		return "", fmt.Errorf("invalid tenant name %q: use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", s)
+	}
+	return ID(s), nil
+}
+
+// ValidateAppID reports whether s is a usable app id.
+func ValidateAppID(s string) error {
+	if !appIDRE.MatchString(s) || containsDoublePipe(s) {
+		return fmt.Errorf("invalid app id %q: use 1-63 letters, digits, '.', '_' and '-', starting with a letter or digit", s)
+	}
+	return nil
+}
+
+func containsDoublePipe(s string) bool {
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] == '|' && s[i+1] == '|' {
+			return true
+		}
+	}
+	return false
+}
+
+// Tenant is one customer of the gateway.
+type Tenant struct {
+	ID        ID        `json:"name"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// App is an application inside a tenant, known by its Dapr app id.
+type App struct {
+	Tenant ID     `json:"tenant"`
+	ID     string `json:"appId"`
+	// Endpoint is the app's own base URL the gateway may call (service
+	// invocation, push delivery); empty when the app only calls out.
+	Endpoint  string    `json:"endpoint,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Principal is who a request acts for, as established by authentication.
+type Principal struct {
+	Tenant ID
+	AppID  string
+	// TokenID is the id of the app token used, empty for other credentials.
+	TokenID string
+}
+
+// Token describes an issued app token (never the token text itself).
+type Token struct {
+	ID        string     `json:"id"`
+	Tenant    ID         `json:"tenant"`
+	AppID     string     `json:"appId"`
+	IssuedAt  time.Time  `json:"issuedAt"`
+	ExpiresAt time.Time  `json:"expiresAt"`
+	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+}
+
+// Errors of the registry, matched with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+)
