@@ -90,7 +90,12 @@ func worldDir(prefix string) (string, error) {
 // startGateway starts `blockgate serve --dev` on free loopback ports in
 // dataDir and waits for dev.env.
 func startGateway(dataDir string, extra ...string) (*gateway, error) {
-	_ = os.Remove(filepath.Join(dataDir, "dev.env"))
+	envPath := filepath.Join(dataDir, "dev.env")
+	// A restart rewrites dev.env; wait for this run's copy.
+	var before time.Time
+	if fi, err := os.Stat(envPath); err == nil {
+		before = fi.ModTime()
+	}
 	args := append([]string{"serve", "--dev", "--data-dir", dataDir, "--host", "127.0.0.1",
 		"--http-port", "0", "--grpc-port", "0", "--admin-port", "0", "--metrics-port", "0", "--nats-port", "0"}, extra...)
 	g := &gateway{dataDir: dataDir, logs: &syncBuffer{}, exited: make(chan struct{})}
@@ -106,9 +111,11 @@ func startGateway(dataDir string, extra ...string) (*gateway, error) {
 	}()
 	deadline := time.After(90 * time.Second)
 	for {
-		if env, err := readEnv(filepath.Join(dataDir, "dev.env")); err == nil && env["DAPR_API_TOKEN"] != "" {
-			g.env = env
-			break
+		if fi, err := os.Stat(envPath); err == nil && fi.ModTime().After(before) {
+			if env, err := readEnv(envPath); err == nil && env["DAPR_API_TOKEN"] != "" && env["BLOCKGATE_ADMIN_TOKEN"] != "" {
+				g.env = env
+				break
+			}
 		}
 		select {
 		case <-g.exited:
@@ -165,9 +172,11 @@ func readEnv(path string) (map[string]string, error) {
 	return env, sc.Err()
 }
 
-func (g *gateway) httpURL() string  { return g.env["DAPR_HTTP_ENDPOINT"] }
-func (g *gateway) grpcAddr() string { return strings.TrimPrefix(g.env["DAPR_GRPC_ENDPOINT"], "http://") }
-func (g *gateway) token() string    { return g.env["DAPR_API_TOKEN"] }
+func (g *gateway) httpURL() string { return g.env["DAPR_HTTP_ENDPOINT"] }
+func (g *gateway) grpcAddr() string {
+	return strings.TrimPrefix(g.env["DAPR_GRPC_ENDPOINT"], "http://")
+}
+func (g *gateway) token() string { return g.env["DAPR_API_TOKEN"] }
 
 func (g *gateway) admin() *adminclient.Client {
 	return adminclient.New(g.env["BLOCKGATE_ADMIN_URL"], g.env["BLOCKGATE_ADMIN_TOKEN"])

@@ -73,8 +73,9 @@ type Store struct {
 	store  string
 }
 
-// SQL. $1 is always the tenant and $2 the store; every statement names both
-// although row-level security would hide other tenants' rows anyway.
+// SQL. In a Store's statements $1 is the tenant and $2 the store: every
+// statement names both, although row-level security would hide other
+// tenants' rows anyway (the first wall; the policy is the second).
 const (
 	setTenantSQL = `SELECT set_config('blockgate.tenant', $1, true)`
 	setPlatform  = `SELECT set_config('blockgate.scope', 'platform', true)`
