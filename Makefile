@@ -8,6 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # Fuzz targets run briefly by `make test`, as package:Target.
 FUZZ := \
 	./blocks/state/:FuzzParseQuery \
+	./blocks/state/statemem/:FuzzStateKey \
 	./tenants/:FuzzParseComponent \
 	./gateway/gatewayhttp/:FuzzStateKey \
 	./gateway/gatewayhttp/:FuzzStateBodies \

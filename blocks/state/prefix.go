@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/blockgate/blockgate/tenants"
 )
@@ -14,6 +15,10 @@ type prefixMode struct {
 	kind   string // appid, name, namespace, none, custom
 	custom string
 }
+
+// maxKeyBytes bounds a key so that it fits a btree index entry with room
+// for the prefix (Postgres allows about 2.7 KB per entry).
+const maxKeyBytes = 2048
 
 // keySeparator joins a prefix and a key, as in Dapr ("myapp||order-1").
 const keySeparator = "||"
@@ -61,8 +66,13 @@ func (m prefixMode) apply(p tenants.Principal, store, key string) (string, error
 
 // key returns the stored form of an app's key, refusing an empty one.
 func (m prefixMode) key(p tenants.Principal, store, key string) (string, error) {
-	if key == "" {
+	switch {
+	case key == "":
 		return "", errMalformed("state key is empty")
+	case !utf8.ValidString(key) || strings.ContainsRune(key, 0):
+		return "", errMalformed("state key must be valid UTF-8 without NUL characters")
+	case len(key) > maxKeyBytes:
+		return "", errMalformed("state key is %d bytes; the limit is %d", len(key), maxKeyBytes)
 	}
 	return m.apply(p, store, key)
 }

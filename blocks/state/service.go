@@ -201,7 +201,7 @@ func (st *openStore) setRequest(p tenants.Principal, name string, it SetItem) (S
 	if err != nil {
 		return SetRequest{}, err
 	}
-	return SetRequest{Key: key, Value: it.Value, ETag: it.ETag, FirstWrite: fw, TTL: d}, nil
+	return SetRequest{Key: key, Value: it.Value, ETag: nonEmpty(it.ETag), FirstWrite: fw, TTL: d}, nil
 }
 
 func (st *openStore) deleteRequest(p tenants.Principal, name string, it DeleteItem) (DeleteRequest, error) {
@@ -213,7 +213,15 @@ func (st *openStore) deleteRequest(p tenants.Principal, name string, it DeleteIt
 	if err != nil {
 		return DeleteRequest{}, err
 	}
-	return DeleteRequest{Key: key, ETag: it.ETag, FirstWrite: fw}, nil
+	return DeleteRequest{Key: key, ETag: nonEmpty(it.ETag), FirstWrite: fw}, nil
+}
+
+// nonEmpty treats an empty ETag as none, as Dapr does.
+func nonEmpty(etag *string) *string {
+	if etag != nil && *etag == "" {
+		return nil
+	}
+	return etag
 }
 
 // Save writes items. More than one item is written atomically when the

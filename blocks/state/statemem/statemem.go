@@ -175,7 +175,7 @@ func (s *Store) Transact(ctx context.Context, ops []state.Operation) error {
 	fresh := make([]*entry, len(ops))
 	for i, op := range ops {
 		if op.Set != nil {
-			fresh[i] = &entry{value: slices.Clone(nonNil(op.Set.Value)), isJSON: isJSON(op.Set.Value)}
+			fresh[i] = &entry{value: slices.Clone(nonNil(op.Set.Value)), isJSON: state.Queryable(op.Set.Value)}
 		}
 	}
 	now := s.now()

@@ -19,7 +19,7 @@ func FuzzStateKey(f *testing.F) {
 	})
 }
 
-// FuzzIsJSON holds isJSON to its promise: whatever it accepts, Postgres'
+// FuzzIsJSON holds state.Queryable to its promise: whatever it accepts, Postgres'
 // jsonb accepts too, so no stored value can make a query fail.
 func FuzzIsJSON(f *testing.F) {
 	pool := pgtest.New(f)
@@ -30,12 +30,12 @@ func FuzzIsJSON(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, v []byte) {
-		if !isJSON(v) {
+		if !state.Queryable(v) {
 			return
 		}
 		var doc string
 		if err := pool.QueryRow(t.Context(), `SELECT convert_from($1, 'UTF8')::jsonb::text`, v).Scan(&doc); err != nil {
-			t.Fatalf("isJSON(%q) is true but Postgres refuses it: %v", v, err)
+			t.Fatalf("state.Queryable(%q) is true but Postgres refuses it: %v", v, err)
 		}
 		if strings.TrimSpace(doc) == "" {
 			t.Fatalf("jsonb of %q is empty", v)

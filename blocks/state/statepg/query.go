@@ -1,7 +1,6 @@
 package statepg
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -19,83 +16,6 @@ import (
 
 // maxFilterDepth bounds the recursion of a filter tree.
 const maxFilterDepth = 32
-
-// isJSON decides the is_json column. It must accept only what
-// convert_from(value, 'UTF8')::jsonb parses, or one odd value would make
-// every query of its component fail; FuzzIsJSON holds it to that. statemem
-// has the same function so that both stores agree on what is queryable.
-// Limits of what isJSON accepts, chosen well inside what Postgres' jsonb
-// input can parse.
-const (
-	maxJSONDepth     = 1000
-	maxNumberLen     = 1000
-	maxExponentDigit = 4 // exponents up to ±9999
-)
-
-func isJSON(v []byte) bool {
-	if !utf8.Valid(v) || !json.Valid(v) {
-		return false
-	}
-	depth := 0
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '"':
-			for i++; v[i] != '"'; i++ {
-				if v[i] != '\\' {
-					continue
-				}
-				i++
-				if v[i] != 'u' {
-					continue
-				}
-				r := hex4(v[i+1 : i+5])
-				i += 4
-				switch {
-				case r == 0:
-					return false
-				case r >= 0xDC00 && r <= 0xDFFF:
-					return false // low surrogate without a high one
-				case utf16.IsSurrogate(rune(r)):
-					if i+6 >= len(v) || v[i+1] != '\\' || v[i+2] != 'u' {
-						return false
-					}
-					if lo := hex4(v[i+3 : i+7]); lo < 0xDC00 || lo > 0xDFFF {
-						return false
-					}
-					i += 6
-				}
-			}
-		case c == '[' || c == '{':
-			if depth++; depth > maxJSONDepth {
-				return false
-			}
-		case c == ']' || c == '}':
-			depth--
-		case c == '-' || (c >= '0' && c <= '9'):
-			j := i
-			for j < len(v) && bytes.IndexByte([]byte("+-0123456789.eE"), v[j]) >= 0 {
-				j++
-			}
-			num := v[i:j]
-			if len(num) > maxNumberLen {
-				return false
-			}
-			if e := bytes.IndexAny(num, "eE"); e >= 0 {
-				exp := bytes.TrimLeft(num[e+1:], "+-")
-				if len(bytes.TrimLeft(exp, "0")) > maxExponentDigit {
-					return false
-				}
-			}
-			i = j - 1
-		}
-	}
-	return true
-}
-
-func hex4(b []byte) uint16 {
-	n, _ := strconv.ParseUint(string(b), 16, 16) // json.Valid checked the digits
-	return uint16(n)
-}
 
 func invalidQuery(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", state.ErrInvalidQuery, fmt.Sprintf(format, args...))
@@ -139,7 +59,7 @@ func jsonValue(op, key string, v any) (string, error) {
 	if err != nil {
 		return "", invalidQuery("%s on %q: value %v is not JSON: %v", op, key, v, err)
 	}
-	if !isJSON(b) {
+	if !state.Queryable(b) {
 		return "", invalidQuery("%s on %q: value %s cannot be compared", op, key, b)
 	}
 	return string(b), nil

@@ -250,7 +250,7 @@ func (s *Store) setStatement(r *state.SetRequest) (sql string, args []any, condi
 		us := r.TTL.Microseconds()
 		ttl = &us
 	}
-	args = []any{s.tenant, s.store, r.Key, value, isJSON(value), newETag(), ttl}
+	args = []any{s.tenant, s.store, r.Key, value, state.Queryable(value), newETag(), ttl}
 	switch {
 	case r.ETag != nil:
 		return updateIfSQL, append(args, *r.ETag), true, nil
