@@ -50,7 +50,9 @@ func (f fakeComponents) Components(ctx context.Context, t tenants.ID) ([]tenants
 
 type fakeAttrs struct{}
 
-func (fakeAttrs) SetAppMetadata(context.Context, tenants.ID, string, string, string) error { return nil }
+func (fakeAttrs) SetAppMetadata(context.Context, tenants.ID, string, string, string) error {
+	return nil
+}
 func (fakeAttrs) AppMetadata(context.Context, tenants.ID, string) (map[string]string, error) {
 	return nil, nil
 }
