@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,6 +49,11 @@ type node struct {
 	authn    *auth.Authenticator
 	comps    *tenants.ComponentCache
 	statepg  *statepg.Backend
+	// background runs the sweepers of in-memory stores, which are opened
+	// lazily on first use; close cancels it and waits.
+	background     context.Context
+	stopBackground context.CancelFunc
+	backgroundWG   sync.WaitGroup
 	state    *state.Service
 	metadata *metadata.Service
 }
@@ -57,12 +63,31 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	n := &node{cfg: cfg}
+	n := newNode(cfg)
 	defer n.close()
 	if err := n.start(ctx); err != nil {
 		return err
 	}
 	return n.serve(ctx)
+}
+
+func newNode(cfg Config) *node {
+	n := &node{cfg: cfg}
+	n.background, n.stopBackground = context.WithCancel(context.Background())
+	return n
+}
+
+// openMemoryStore opens a state.in-memory component and sweeps its expired
+// items until the node stops. Its data lives as long as this node and this
+// revision of the component, as with Dapr's in-memory store.
+func (n *node) openMemoryStore(tenants.Component) (state.Store, error) {
+	s := statemem.New()
+	n.backgroundWG.Add(1)
+	go func() {
+		defer n.backgroundWG.Done()
+		_ = s.Run(n.background)
+	}()
+	return s, nil
 }
 
 // start brings up dependencies and builds services. On error, close undoes
@@ -122,7 +147,7 @@ func (n *node) start(ctx context.Context) error {
 	n.statepg = statepg.NewBackend(n.pool, log)
 	n.state = state.NewService(n.comps, map[string]state.Opener{
 		"state.postgresql": func(c tenants.Component) (state.Store, error) { return n.statepg.Open(c.Tenant, c.Name), nil },
-		"state.in-memory":  func(tenants.Component) (state.Store, error) { return statemem.New(), nil },
+		"state.in-memory":  n.openMemoryStore,
 	}, log)
 	n.metadata = metadata.NewService(n.comps, n.registry, n.state.Capabilities, n.cfg.Version)
 	return nil
@@ -188,6 +213,8 @@ func (n *node) refreshAuth(ctx context.Context, keys bool) {
 
 // close stops what start started, in reverse order; safe on a partial start.
 func (n *node) close() {
+	n.stopBackground()
+	n.backgroundWG.Wait()
 	if n.pool != nil {
 		n.pool.Close()
 	}
@@ -222,7 +249,7 @@ func Migrate(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	n := &node{cfg: cfg}
+	n := newNode(cfg)
 	defer n.close()
 	url := cfg.PostgresURL
 	if url == "" {
