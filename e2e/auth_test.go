@@ -222,3 +222,5 @@ func jwksBytes(t *testing.T, g *gateway) []byte {
 	}
 	return body
 }
+
+func grpcCode(err error) string { return status.Code(err).String() }

@@ -64,10 +64,9 @@ func (s *Service) Get(ctx context.Context, p tenants.Principal) (Metadata, error
 	if err != nil {
 		return Metadata{}, blocks.ErrUnavailable("the component registry", err)
 	}
-	attrs, err := s.attributes.AppMetadata(ctx, p.Tenant, p.AppID)
-	if err != nil {
-		return Metadata{}, blocks.ErrUnavailable("the component registry", err)
-	}
+	// Extended attributes are a nicety: without the registry the answer
+	// leaves them out rather than failing (SDKs poll this API to start).
+	attrs, _ := s.attributes.AppMetadata(ctx, p.Tenant, p.AppID)
 	md := Metadata{
 		AppID:           p.AppID,
 		RuntimeVersion:  s.version,

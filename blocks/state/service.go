@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blockgate/blockgate/blocks"
 	"github.com/blockgate/blockgate/tenants"
 )
 
@@ -102,7 +103,7 @@ func (s *Service) store(ctx context.Context, p tenants.Principal, name string) (
 	}
 	c, ok, err := s.components.Component(ctx, p.Tenant, name)
 	if err != nil {
-		return nil, errStore("resolve", "ERR_STATE_STORE_NOT_FOUND", name, err)
+		return nil, blocks.ErrUnavailable("the component registry", err)
 	}
 	if !ok || c.Kind() != "state" || !c.InScope(p.AppID) {
 		if any, err := s.components.HasKind(ctx, p.Tenant, "state"); err == nil && !any {
