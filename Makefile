@@ -12,7 +12,11 @@ FUZZ := \
 	./tenants/:FuzzParseComponent \
 	./gateway/gatewayhttp/:FuzzStateKey \
 	./gateway/gatewayhttp/:FuzzStateBodies \
-	./auth/authjwt/:FuzzVerify
+	./auth/authjwt/:FuzzVerify \
+	./blocks/pubsub/:FuzzNewEnvelope \
+	./blocks/pubsub/:FuzzDecodeEvent \
+	./blocks/pubsub/:FuzzParseSubscription \
+	./blocks/pubsub/pubsubjs/:FuzzEscapeToken
 
 .PHONY: build run test unit e2e fuzz bench lint js-deps clean
 
@@ -43,8 +47,11 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
+# statebench: gateway vs raw pgx on the state API (see BENCHMARKS.md).
+# Extra flags go last and win, e.g. make bench STATEBENCH_FLAGS="-rounds 1".
 bench: build
-	$(GO) run ./bench/statebench -duration 10s -clients 16
+	$(GO) run ./bench/statebench -bin bin/blockgate -duration 10s -clients 16 -keys 10000 -rounds 3 \
+		-json bin/statebench.json $(STATEBENCH_FLAGS)
 
 lint:
 	$(GO) vet ./...

@@ -25,7 +25,7 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 	app := fs.String("app", "", "app id")
 	endpoint := fs.String("endpoint", "", "the app's base URL, for calls from the gateway to the app")
 	ttl := fs.Duration("ttl", 0, "token lifetime, e.g. 24h (default 24h, at most 720h)")
-	file := fs.String("f", "", "component file (YAML or JSON), - for standard input")
+	file := fs.String("f", "", "component or subscription file (YAML or JSON), - for standard input")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -208,6 +208,52 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 			return err
 		}
 		fmt.Fprintf(out, "component %s deleted\n", pos[0])
+		return nil
+	case "subscription apply":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if *file == "" {
+			return usageError{"subscription apply needs -f FILE.yaml"}
+		}
+		doc, err := readFile(*file)
+		if err != nil {
+			return err
+		}
+		sub, err := c.ApplySubscription(ctx, *tenant, doc)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, sub, func(w io.Writer) {
+			fmt.Fprintf(w, "subscription %s (%s/%s) applied to tenant %s, revision %d\n", sub.Name, sub.Pubsub, sub.Topic, *tenant, sub.Revision)
+		})
+	case "subscription list":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		subs, err := c.Subscriptions(ctx, *tenant)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, subs, func(w io.Writer) {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tPUBSUB\tTOPIC\tREVISION")
+			for _, s := range subs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", s.Name, s.Pubsub, s.Topic, s.Revision)
+			}
+			tw.Flush()
+		})
+	case "subscription delete":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if err := need(1, "one subscription name"); err != nil {
+			return err
+		}
+		if err := c.DeleteSubscription(ctx, *tenant, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "subscription %s deleted\n", pos[0])
 		return nil
 	case "key rotate":
 		kid, err := c.RotateSigningKey(ctx)

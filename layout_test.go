@@ -44,7 +44,10 @@ func goList(t *testing.T, args ...string) []struct {
 // packages named after a backend, like statepg) may use a driver.
 func TestBlocksAreTransportAgnostic(t *testing.T) {
 	forbidden := []string{"github.com/labstack/echo", "google.golang.org/grpc", "github.com/jackc/pgx", "github.com/nats-io/nats.go"}
-	adapters := map[string]bool{"github.com/blockgate/blockgate/blocks/state/statepg": true}
+	adapters := map[string]bool{
+		"github.com/blockgate/blockgate/blocks/state/statepg":   true,
+		"github.com/blockgate/blockgate/blocks/pubsub/pubsubjs": true,
+	}
 	for _, p := range goList(t, "./blocks/...", "./tenants") {
 		if adapters[p.ImportPath] {
 			continue

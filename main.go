@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, args[1:])
 	case "migrate":
 		return migrate(ctx, args[1:])
-	case "tenant", "app", "token", "component", "key":
+	case "tenant", "app", "token", "component", "subscription", "key":
 		return adminCommand(ctx, args[0], args[1:])
 	case "version":
 		fmt.Println(version)
@@ -85,6 +85,9 @@ Administer (BLOCKGATE_ADMIN_URL, BLOCKGATE_ADMIN_TOKEN):
   blockgate component apply --tenant NAME -f FILE.yaml
   blockgate component list --tenant NAME
   blockgate component delete --tenant NAME COMPONENT
+  blockgate subscription apply --tenant NAME -f FILE.yaml
+  blockgate subscription list --tenant NAME
+  blockgate subscription delete --tenant NAME SUBSCRIPTION
   blockgate key rotate
   blockgate version
 `

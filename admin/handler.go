@@ -43,6 +43,9 @@ type HandlerConfig struct {
 //	PUT    /v1/tenants/{tenant}/components           Dapr Component YAML or JSON
 //	GET    /v1/tenants/{tenant}/components
 //	DELETE /v1/tenants/{tenant}/components/{name}
+//	PUT    /v1/tenants/{tenant}/subscriptions        Dapr Subscription YAML or JSON
+//	GET    /v1/tenants/{tenant}/subscriptions
+//	DELETE /v1/tenants/{tenant}/subscriptions/{name}
 //	POST   /v1/signing-keys/rotate
 //	GET    /healthz, /.well-known/jwks.json          (no token)
 func Handler(svc *Service, cfg HandlerConfig) http.Handler {
@@ -73,6 +76,9 @@ func Handler(svc *Service, cfg HandlerConfig) http.Handler {
 	e.PUT("/v1/tenants/:tenant/components", h.applyComponent)
 	e.GET("/v1/tenants/:tenant/components", h.listComponents)
 	e.DELETE("/v1/tenants/:tenant/components/:name", h.deleteComponent)
+	e.PUT("/v1/tenants/:tenant/subscriptions", h.applySubscription)
+	e.GET("/v1/tenants/:tenant/subscriptions", h.listSubscriptions)
+	e.DELETE("/v1/tenants/:tenant/subscriptions/:name", h.deleteSubscription)
 	e.POST("/v1/signing-keys/rotate", h.rotateKey)
 	return e
 }
@@ -329,4 +335,31 @@ func validateEndpoint(endpoint string) error {
 		return fmt.Errorf("app endpoint %q must be an absolute http:// or https:// URL", endpoint)
 	}
 	return nil
+}
+
+func (h *handler) applySubscription(c echo.Context) error {
+	doc, err := h.body(c)
+	if err != nil {
+		return err
+	}
+	sub, err := h.svc.ApplySubscription(c.Request().Context(), c.Param("tenant"), doc)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, sub)
+}
+
+func (h *handler) listSubscriptions(c echo.Context) error {
+	subs, err := h.svc.Subscriptions(c.Request().Context(), c.Param("tenant"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, nonNil(subs))
+}
+
+func (h *handler) deleteSubscription(c echo.Context) error {
+	if err := h.svc.DeleteSubscription(c.Request().Context(), c.Param("tenant"), c.Param("name")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }

@@ -10,12 +10,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/blockgate/blockgate/auth/authjwt"
+	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/tenants"
 	"github.com/blockgate/blockgate/tenants/tenantspg"
 )
@@ -273,4 +275,64 @@ func (s *Service) existing(ctx context.Context, tenant string) (tenants.ID, erro
 		return "", err
 	}
 	return id, nil
+}
+
+// Subscription is a declarative subscription as the admin API shows it.
+type Subscription struct {
+	Name     string          `json:"name"`
+	Pubsub   string          `json:"pubsubname"`
+	Topic    string          `json:"topic"`
+	Revision int64           `json:"revision"`
+	Document json.RawMessage `json:"subscription"`
+}
+
+func subscriptionView(r tenantspg.SubscriptionRecord) Subscription {
+	return Subscription{Name: r.Name, Pubsub: r.Pubsub, Topic: r.Topic, Revision: r.Revision, Document: r.Document}
+}
+
+// ApplySubscription creates or replaces a declarative subscription from a
+// Dapr Subscription resource (dapr.io/v2alpha1 or v1alpha1, YAML or JSON).
+func (s *Service) ApplySubscription(ctx context.Context, tenant string, doc []byte) (Subscription, error) {
+	id, err := tenants.ParseID(tenant)
+	if err != nil {
+		return Subscription{}, invalid(err)
+	}
+	sub, err := pubsub.ParseSubscription(doc)
+	if err != nil {
+		return Subscription{}, invalid(err)
+	}
+	rec, err := s.registry.PutSubscription(ctx, tenantspg.SubscriptionRecord{
+		Tenant: id, Name: sub.Name, Pubsub: sub.Pubsub, Topic: sub.Topic, Document: sub.Document(),
+	})
+	if err != nil {
+		return Subscription{}, err
+	}
+	s.logger.Info("subscription applied", "tenant", id, "subscription", sub.Name, "pubsub", sub.Pubsub, "topic", sub.Topic)
+	return subscriptionView(rec), nil
+}
+
+// Subscriptions lists a tenant's declarative subscriptions.
+func (s *Service) Subscriptions(ctx context.Context, tenant string) ([]Subscription, error) {
+	id, err := s.existing(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := s.registry.Subscriptions(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Subscription, len(recs))
+	for i, r := range recs {
+		out[i] = subscriptionView(r)
+	}
+	return out, nil
+}
+
+// DeleteSubscription removes a declarative subscription.
+func (s *Service) DeleteSubscription(ctx context.Context, tenant, name string) error {
+	id, err := tenants.ParseID(tenant)
+	if err != nil {
+		return invalid(err)
+	}
+	return s.registry.DeleteSubscription(ctx, id, name)
 }

@@ -22,10 +22,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 
 	"github.com/blockgate/blockgate/auth"
 	"github.com/blockgate/blockgate/auth/authjwt"
 	"github.com/blockgate/blockgate/blocks/metadata"
+	"github.com/blockgate/blockgate/blocks/pubsub"
+	"github.com/blockgate/blockgate/blocks/pubsub/pubsubjs"
 	"github.com/blockgate/blockgate/blocks/state"
 	"github.com/blockgate/blockgate/blocks/state/statemem"
 	"github.com/blockgate/blockgate/blocks/state/statepg"
@@ -44,6 +47,7 @@ type node struct {
 	pool     *pgxpool.Pool
 	nats     *gatewaynats.Server // nil with an external NATS
 	natsURL  string
+	nc       *nats.Conn
 	registry *tenantspg.Registry
 	tokens   *authjwt.Authority
 	authn    *auth.Authenticator
@@ -54,8 +58,11 @@ type node struct {
 	background     context.Context
 	stopBackground context.CancelFunc
 	backgroundWG   sync.WaitGroup
-	state    *state.Service
-	metadata *metadata.Service
+	state          *state.Service
+	pubsub         *pubsub.Service
+	// deliveries runs push deliveries to apps with endpoints.
+	deliveries *deliveries
+	metadata   *metadata.Service
 }
 
 // Run starts a node and serves until ctx is done or a part fails.
@@ -149,7 +156,29 @@ func (n *node) start(ctx context.Context) error {
 		"state.postgresql": func(c tenants.Component) (state.Store, error) { return n.statepg.Open(c.Tenant, c.Name), nil },
 		"state.in-memory":  n.openMemoryStore,
 	}, log)
-	n.metadata = metadata.NewService(n.comps, n.registry, n.state.Capabilities, n.cfg.Version)
+	n.nc, err = nats.Connect(n.natsURL, nats.Name("blockgate"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("connecting to NATS at %s: %w", n.natsURL, err)
+	}
+	broker, err := pubsubjs.New(n.nc, pubsubjs.Config{Logger: log})
+	if err != nil {
+		return fmt.Errorf("starting the JetStream broker: %w", err)
+	}
+	n.pubsub = pubsub.NewService(n.comps, broker, log)
+	n.deliveries = newDeliveries(n.registry, n.pubsub, log)
+	n.metadata = metadata.NewService(n.comps, n.registry, n.capabilities, n.cfg.Version)
+	return nil
+}
+
+// capabilities reports a component's Dapr capabilities, by block.
+func (n *node) capabilities(c tenants.Component) []string {
+	switch c.Kind() {
+	case "state":
+		return n.state.Capabilities(c)
+	case "pubsub":
+		return n.pubsub.Capabilities(c)
+	}
 	return nil
 }
 
@@ -187,9 +216,16 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 	case tenantspg.ResyncKind:
 		n.comps.InvalidateAll()
 		n.refreshAuth(ctx, true)
+		n.deliveries.Changed()
 	case "component", "tenant":
 		n.comps.Invalidate(c.Tenant)
-	case "token", "app":
+		n.deliveries.Changed()
+	case "subscription":
+		n.deliveries.Changed()
+	case "app":
+		n.refreshAuth(ctx, false)
+		n.deliveries.Changed()
+	case "token":
 		n.refreshAuth(ctx, false)
 	case "key":
 		n.refreshAuth(ctx, true)
@@ -215,6 +251,9 @@ func (n *node) refreshAuth(ctx context.Context, keys bool) {
 func (n *node) close() {
 	n.stopBackground()
 	n.backgroundWG.Wait()
+	if n.nc != nil {
+		n.nc.Close()
+	}
 	if n.pool != nil {
 		n.pool.Close()
 	}

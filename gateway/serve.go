@@ -17,7 +17,6 @@ import (
 	"github.com/blockgate/blockgate/admin"
 	"github.com/blockgate/blockgate/gateway/gatewaygrpc"
 	"github.com/blockgate/blockgate/gateway/gatewayhttp"
-	"github.com/blockgate/blockgate/tenants"
 	"github.com/blockgate/blockgate/tenants/tenantspg"
 )
 
@@ -63,19 +62,19 @@ func (n *node) serve(ctx context.Context) error {
 
 	adminSvc := admin.NewService(n.registry, n.tokens, n.authn, map[string]admin.ComponentValidator{
 		"state":  n.state.ValidateComponent,
-		"pubsub": validatePubsub,
+		"pubsub": n.pubsub.ValidateComponent,
 	}, log)
 
 	httpSrv := &http.Server{
 		Handler: metrics.wrapHTTP(gatewayhttp.New(gatewayhttp.Config{
-			State: n.state, Metadata: n.metadata, Auth: n.authn, JWKS: n.tokens.JWKS,
+			State: n.state, Pubsub: n.pubsub, Metadata: n.metadata, Auth: n.authn, JWKS: n.tokens.JWKS,
 			Ready: n.ready, MaxBodyBytes: n.cfg.MaxBodyBytes, Logger: log,
 		})),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
 	grpcSrv := gatewaygrpc.New(gatewaygrpc.Config{
-		State: n.state, Metadata: n.metadata, Auth: n.authn, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
+		State: n.state, Pubsub: n.pubsub, Metadata: n.metadata, Auth: n.authn, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
 	}, grpc.ChainUnaryInterceptor(metrics.unaryInterceptor), grpc.ChainStreamInterceptor(metrics.streamInterceptor))
 	adminSrv := &http.Server{
 		Handler:           admin.Handler(adminSvc, admin.HandlerConfig{Token: adminToken, JWKS: n.tokens.JWKS, Logger: log}),
@@ -107,6 +106,7 @@ func (n *node) serve(ctx context.Context) error {
 	})
 	loops.Go(func() error { return n.authn.Run(loopCtx, time.Minute) })
 	loops.Go(func() error { return n.statepg.Run(loopCtx, 10*time.Second) })
+	loops.Go(func() error { return n.deliveries.Run(loopCtx) })
 
 	servers, sctx := errgroup.WithContext(ctx)
 	servers.Go(func() error { return serveHTTP(httpSrv, lHTTP) })
@@ -182,13 +182,4 @@ func clientAddr(l net.Listener) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, fmt.Sprint(a.Port))
-}
-
-// validatePubsub accepts pub/sub components ahead of the pub/sub block, so
-// that dev mode and early users can declare them.
-func validatePubsub(c tenants.Component) error {
-	if c.Type != "pubsub.jetstream" {
-		return fmt.Errorf("component %s: unsupported pub/sub type %q (supported: pubsub.jetstream)", c.Name, c.Type)
-	}
-	return nil
 }

@@ -190,3 +190,32 @@ func (c *Client) RotateSigningKey(ctx context.Context) (string, error) {
 	err := c.doJSON(ctx, http.MethodPost, "/v1/signing-keys/rotate", nil, &out)
 	return out.KID, err
 }
+
+// Subscription is a declarative subscription as the admin API shows it.
+type Subscription struct {
+	Name     string          `json:"name"`
+	Pubsub   string          `json:"pubsubname"`
+	Topic    string          `json:"topic"`
+	Revision int64           `json:"revision"`
+	Document json.RawMessage `json:"subscription"`
+}
+
+// ApplySubscription creates or replaces a declarative subscription from a
+// Dapr Subscription resource in YAML or JSON.
+func (c *Client) ApplySubscription(ctx context.Context, tenant string, doc []byte) (Subscription, error) {
+	var out Subscription
+	err := c.do(ctx, http.MethodPut, "/v1/tenants/"+esc(tenant)+"/subscriptions", "application/yaml", bytes.NewReader(doc), &out)
+	return out, err
+}
+
+// Subscriptions lists a tenant's declarative subscriptions.
+func (c *Client) Subscriptions(ctx context.Context, tenant string) ([]Subscription, error) {
+	var out []Subscription
+	err := c.doJSON(ctx, http.MethodGet, "/v1/tenants/"+esc(tenant)+"/subscriptions", nil, &out)
+	return out, err
+}
+
+// DeleteSubscription deletes a declarative subscription.
+func (c *Client) DeleteSubscription(ctx context.Context, tenant, name string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/v1/tenants/"+esc(tenant)+"/subscriptions/"+esc(name), nil, nil)
+}

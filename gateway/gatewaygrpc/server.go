@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"strings"
+	"time"
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -22,6 +23,7 @@ import (
 	"github.com/blockgate/blockgate/auth"
 	"github.com/blockgate/blockgate/blocks"
 	blockmetadata "github.com/blockgate/blockgate/blocks/metadata"
+	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/blocks/state"
 	"github.com/blockgate/blockgate/tenants"
 )
@@ -34,8 +36,12 @@ type Authenticator interface {
 // Config is what the gRPC API serves.
 type Config struct {
 	State    *state.Service
+	Pubsub   *pubsub.Service
 	Metadata *blockmetadata.Service
 	Auth     Authenticator
+	// StreamAckTimeout is how long a streaming subscriber has to settle an
+	// event before it is redelivered; default 1m.
+	StreamAckTimeout time.Duration
 	// MaxRecvBytes limits one request message; default 4 MiB.
 	MaxRecvBytes int
 	Logger       *slog.Logger

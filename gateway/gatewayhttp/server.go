@@ -17,6 +17,7 @@ import (
 	"github.com/blockgate/blockgate/auth"
 	"github.com/blockgate/blockgate/blocks"
 	"github.com/blockgate/blockgate/blocks/metadata"
+	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/blocks/state"
 	"github.com/blockgate/blockgate/tenants"
 )
@@ -29,6 +30,7 @@ type Authenticator interface {
 // Config is what the HTTP API serves and with which limits.
 type Config struct {
 	State    *state.Service
+	Pubsub   *pubsub.Service
 	Metadata *metadata.Service
 	Auth     Authenticator
 	// JWKS returns the token signing keys' JSON Web Key Set.
@@ -66,6 +68,9 @@ func New(cfg Config) http.Handler {
 		e.Add(m, "/v1.0-alpha1/state/:store/query", s.queryState)
 		e.Add(m, "/v1.0-beta1/state/:store/query", s.queryState)
 	}
+	e.POST("/v1.0/publish/:pubsub/*", s.publish)
+	e.POST("/v1.0-alpha1/publish/bulk/:pubsub/*", s.bulkPublish)
+
 	e.GET("/v1.0/state/:store/:key", s.getState)
 	e.DELETE("/v1.0/state/:store/:key", s.deleteState)
 	return e

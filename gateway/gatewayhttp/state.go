@@ -51,17 +51,20 @@ func (s *server) decodeJSON(c echo.Context, v any) error {
 	return nil
 }
 
-// pathKey returns the state key from the URL path. Like daprd, a '+' in the
-// path reads as a space; send %2B for a plus sign.
-func pathKey(c echo.Context) (string, error) {
-	raw := c.Param("key")
+// pathKey returns the state key from the URL path.
+func pathKey(c echo.Context) (string, error) { return pathParam(c, "key") }
+
+// pathParam returns a path parameter decoded. Like daprd, a '+' in the path
+// reads as a space; send %2B for a plus sign.
+func pathParam(c echo.Context, name string) (string, error) {
+	raw := c.Param(name)
 	if c.Request().URL.RawPath == "" {
 		// echo matched on the decoded path, so raw is decoded already.
 		return strings.ReplaceAll(raw, "+", " "), nil
 	}
 	key, err := url.PathUnescape(strings.ReplaceAll(raw, "+", "%20"))
 	if err != nil {
-		return "", blocks.ErrMalformedRequest("state key in the path is not properly escaped: %v", err)
+		return "", blocks.ErrMalformedRequest("%s in the path is not properly escaped: %v", name, err)
 	}
 	return key, nil
 }

@@ -419,3 +419,23 @@ func (r *Registry) AppMetadata(ctx context.Context, tenant tenants.ID, appID str
 	})
 	return out, err
 }
+
+// AppsWithEndpoints lists every tenant's apps that registered an endpoint:
+// the ones the gateway can deliver to.
+func (r *Registry) AppsWithEndpoints(ctx context.Context) ([]tenants.App, error) {
+	var out []tenants.App
+	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
+		rows, err := tx.Query(ctx, `SELECT tenant_id, app_id, endpoint, created_at FROM apps
+			WHERE endpoint <> '' ORDER BY tenant_id, app_id`)
+		if err != nil {
+			return nil, err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (tenants.App, error) {
+			var a tenants.App
+			err := row.Scan(&a.Tenant, &a.ID, &a.Endpoint, &a.CreatedAt)
+			return a, err
+		})
+		return nil, err
+	})
+	return out, err
+}

@@ -1,0 +1,224 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/blockgate/blockgate/tenants"
+)
+
+// Verdict is a subscriber's answer for one event.
+type Verdict int
+
+const (
+	// Success: processed; the message is acknowledged.
+	Success Verdict = iota
+	// Retry: deliver again after the subscription's backoff.
+	Retry
+	// Drop: do not deliver again; it goes to the dead-letter topic if the
+	// subscription has one.
+	Drop
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Success:
+		return "SUCCESS"
+	case Retry:
+		return "RETRY"
+	case Drop:
+		return "DROP"
+	}
+	return "Verdict(" + strconv.Itoa(int(v)) + ")"
+}
+
+// Sink hands events to one subscriber: an app's HTTP endpoint, or a stream
+// the app opened. Deliver may be called concurrently; it returns the
+// subscriber's verdict, with err explaining a Retry that came from a failure
+// (an unreachable app, a timeout) rather than from the app's answer.
+type Sink interface {
+	Deliver(ctx context.Context, d Delivered) (Verdict, error)
+}
+
+// Delivered is one event on its way to a subscriber.
+type Delivered struct {
+	Event   Event
+	Message Message
+	// Path is the route the subscription's rules picked ("" for streams
+	// without routes).
+	Path    string
+	Attempt int
+}
+
+// Subscriber is a subscription being delivered to one app.
+type Subscriber struct {
+	Tenant tenants.ID
+	AppID  string
+	Sub    Subscription
+	// Stream marks an app-opened stream, which takes every event without a
+	// route.
+	Stream bool
+	Sink   Sink
+}
+
+// Delivery settings a subscription's metadata may change.
+const (
+	defaultMaxDeliver = 5
+	maxMaxDeliver     = 100
+)
+
+// spec builds the broker subscription of s: one consumer group per app and
+// topic, so that an app's instances compete and different apps each get
+// every message.
+func (s Subscriber) spec() (Spec, error) {
+	spec := Spec{Tenant: s.Tenant, Pubsub: s.Sub.Pubsub, Topic: s.Sub.Topic, Group: s.AppID, MaxDeliver: defaultMaxDeliver}
+	if v, ok := s.Sub.Metadata["maxDeliver"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxMaxDeliver {
+			return Spec{}, errSubscription("metadata maxDeliver %q: use 1 to %d", v, maxMaxDeliver)
+		}
+		spec.MaxDeliver = n
+	}
+	if v, ok := s.Sub.Metadata["backoff"]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Hour {
+			return Spec{}, errSubscription("metadata backoff %q: use a duration up to 1h, e.g. 500ms", v)
+		}
+		spec.Backoff = []time.Duration{d}
+	}
+	return spec, nil
+}
+
+// Open checks a subscriber — the component, the topic and its scopes, the
+// dead-letter topic, the routing rules, the delivery settings — and returns
+// the function that delivers its events until ctx is done or the broker
+// fails. Checking first lets a stream that names an unknown pubsub or a
+// forbidden topic fail at once with the Dapr error.
+func (svc *Service) Open(ctx context.Context, s Subscriber) (run func(ctx context.Context) error, err error) {
+	p := tenants.Principal{Tenant: s.Tenant, AppID: s.AppID}
+	c, err := svc.component(ctx, p, s.Sub.Pubsub)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTopic(c, s.AppID, s.Sub.Topic, false); err != nil {
+		return nil, err
+	}
+	if s.Sub.DeadLetterTopic != "" {
+		if err := checkTopic(c, s.AppID, s.Sub.DeadLetterTopic, true); err != nil {
+			return nil, err
+		}
+	}
+	router, err := s.Sub.Router()
+	if err != nil {
+		return nil, err
+	}
+	spec, err := s.spec()
+	if err != nil {
+		return nil, err
+	}
+	log := svc.logger.With("tenant", s.Tenant, "app_id", s.AppID, "pubsub", s.Sub.Pubsub, "topic", s.Sub.Topic)
+	return func(ctx context.Context) error {
+		h := &handler{svc: svc, sub: s, router: router, ctx: ctx, log: log}
+		err := svc.broker.Consume(ctx, spec, h.handle)
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}, nil
+}
+
+type handler struct {
+	svc    *Service
+	sub    Subscriber
+	router *Router
+	ctx    context.Context
+	log    *slog.Logger
+}
+
+// handle settles one delivery: decode, expire, route, deliver, and act on
+// the verdict. It never loses a message: whenever forwarding to the
+// dead-letter topic fails, the delivery is retried instead.
+func (h *handler) handle(d Delivery) {
+	msg := d.Message()
+	var ev Event
+	var err error
+	if h.sub.Sub.RawPayload() {
+		ev = RawEvent(msg)
+	} else if ev, err = DecodeEvent(msg); err != nil {
+		h.log.Warn("undeliverable message", "id", msg.ID, "err", err)
+		h.giveUp(d, "undecodable")
+		return
+	}
+	if ev.Expired(h.svc.now()) {
+		h.log.Debug("expired message not delivered", "id", msg.ID)
+		h.svc.stats.Dropped.Add(1)
+		_ = d.Drop()
+		return
+	}
+	path := ""
+	if !h.sub.Stream || len(h.sub.Sub.Routes.Rules) > 0 || h.sub.Sub.Routes.Default != "" {
+		var rerr error
+		path, rerr = h.router.Match(ev)
+		if rerr != nil {
+			h.log.Warn("routing rules failed to evaluate", "id", msg.ID, "err", rerr)
+		}
+		if path == "" && !h.sub.Stream {
+			// No rule matched and there is no default: daprd skips the event.
+			h.log.Debug("no route matches; event skipped", "id", msg.ID)
+			_ = d.Ack()
+			return
+		}
+	}
+	v, err := h.sub.Sink.Deliver(h.ctx, Delivered{Event: ev, Message: msg, Path: path, Attempt: d.Attempt()})
+	switch v {
+	case Success:
+		h.svc.stats.Delivered.Add(1)
+		if err := d.Ack(); err != nil {
+			h.log.Warn("acknowledging a delivered message failed; it may be redelivered", "id", msg.ID, "err", err)
+		}
+	case Drop:
+		h.giveUp(d, "dropped by the app")
+	default:
+		if err != nil {
+			h.log.Debug("delivery failed", "id", msg.ID, "attempt", d.Attempt(), "err", err)
+		}
+		if d.Final() {
+			h.giveUp(d, fmt.Sprintf("no success after %d attempts", d.Attempt()))
+			return
+		}
+		h.svc.stats.Retried.Add(1)
+		_ = d.Retry(0)
+	}
+}
+
+// giveUp forwards the message to the dead-letter topic when there is one,
+// and otherwise drops it, counted and logged.
+func (h *handler) giveUp(d Delivery, why string) {
+	msg := d.Message()
+	dlq := h.sub.Sub.DeadLetterTopic
+	if dlq == "" {
+		h.svc.stats.Dropped.Add(1)
+		h.log.Warn("message dropped", "id", msg.ID, "reason", why)
+		_ = d.Drop()
+		return
+	}
+	dead := msg
+	dead.Topic = dlq
+	// A stable id: a retried forward is deduplicated by the broker.
+	dead.ID = msg.ID + "/dead-letter/" + h.sub.AppID
+	if err := h.svc.broker.Publish(h.ctx, dead); err != nil {
+		h.log.Warn("forwarding to the dead-letter topic failed; will retry", "id", msg.ID, "dead_letter_topic", dlq, "err", err)
+		_ = d.Retry(0)
+		return
+	}
+	h.svc.stats.DeadLettered.Add(1)
+	h.log.Debug("message sent to the dead-letter topic", "id", msg.ID, "dead_letter_topic", dlq, "reason", why)
+	_ = d.Ack()
+}
+
+// ErrStreamClosed is returned by sinks whose stream has gone away.
+var ErrStreamClosed = errors.New("subscriber stream closed")

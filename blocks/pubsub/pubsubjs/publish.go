@@ -1,0 +1,117 @@
+package pubsubjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/blockgate/blockgate/blocks/pubsub"
+	"github.com/blockgate/blockgate/tenants"
+)
+
+// Publish stores msg in its tenant's stream and waits for the PubAck.
+func (b *Broker) Publish(ctx context.Context, msg pubsub.Message) error {
+	if err := b.ensureStream(ctx, msg.Tenant); err != nil {
+		return err
+	}
+	m, err := b.natsMsg(msg)
+	if err != nil {
+		return err
+	}
+	_, err = b.js.PublishMsg(ctx, m)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) && b.recreateStream(ctx, msg) {
+		_, err = b.js.PublishMsg(ctx, m)
+	}
+	if err != nil {
+		return fmt.Errorf("publishing to %s: %w", m.Subject, b.classify(err))
+	}
+	return nil
+}
+
+// recreateStream handles a publish that no stream answered: the stream may
+// have been deleted since it was created. It reports whether the stream is
+// back, so that the publish is worth one more try.
+func (b *Broker) recreateStream(ctx context.Context, msg pubsub.Message) bool {
+	b.forgetStream(msg.Tenant)
+	return b.ensureStream(ctx, msg.Tenant) == nil
+}
+
+// PublishBatch publishes msgs asynchronously on the connection, so they are
+// stored in order, then waits for every PubAck.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []pubsub.Message) []error {
+	errs := make([]error, len(msgs))
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	stall := jetstream.WithStallWait(b.timeout(ctx))
+	streamErrs := map[tenants.ID]error{} // checked once per tenant
+	for i, msg := range msgs {
+		err, ok := streamErrs[msg.Tenant]
+		if !ok {
+			err = b.ensureStream(ctx, msg.Tenant)
+			streamErrs[msg.Tenant] = err
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		m, err := b.natsMsg(msg)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		f, err := b.js.PublishMsgAsync(m, stall)
+		if err != nil {
+			errs[i] = fmt.Errorf("publishing to %s: %w", m.Subject, b.classify(err))
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f != nil {
+			errs[i] = b.awaitAck(ctx, msgs[i], f)
+		}
+	}
+	return errs
+}
+
+// awaitAck waits for the PubAck of one asynchronous publish.
+func (b *Broker) awaitAck(ctx context.Context, msg pubsub.Message, f jetstream.PubAckFuture) error {
+	var err error
+	select {
+	case <-f.Ok():
+		return nil
+	case err = <-f.Err():
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		b.forgetStream(msg.Tenant)
+	}
+	return fmt.Errorf("publishing to %s: %w", f.Msg().Subject, b.classify(err))
+}
+
+// timeout is how long ctx leaves for a request: until its deadline, or
+// Config.Timeout.
+func (b *Broker) timeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl), time.Millisecond)
+	}
+	return b.cfg.Timeout
+}
+
+// natsMsg builds the NATS message for msg.
+func (b *Broker) natsMsg(msg pubsub.Message) (*nats.Msg, error) {
+	tok, err := topicToken(msg.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("pubsubjs: %w", err)
+	}
+	scope := topicScope(msg.Pubsub, tok)
+	return &nats.Msg{
+		Subject: subject(msg.Tenant, scope, partition(msg.PartitionKey, b.cfg.Partitions)),
+		Header:  encodeHeaders(msg, scope, time.Now()),
+		Data:    msg.Data,
+	}, nil
+}

@@ -1,0 +1,188 @@
+// Package pubsubpush delivers pub/sub messages to an app's HTTP endpoint,
+// the way daprd delivers to the app next to it: POST the CloudEvent (or the
+// raw payload) to the subscription's route and read the app's verdict from
+// the response.
+package pubsubpush
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/blockgate/blockgate/blocks/pubsub"
+)
+
+// ParseStatus reads a Dapr status word; unknown words are Retry, so that a
+// message is never lost to a typo.
+func ParseStatus(s string) pubsub.Verdict {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "", "SUCCESS":
+		return pubsub.Success
+	case "DROP":
+		return pubsub.Drop
+	}
+	return pubsub.Retry
+}
+
+// Pusher posts messages to apps. It is safe for concurrent use.
+type Pusher struct {
+	client *http.Client
+	// Timeout bounds one delivery; default 60s.
+	timeout time.Duration
+}
+
+// New returns a Pusher using client (nil: a dedicated client).
+func New(client *http.Client, timeout time.Duration) *Pusher {
+	if client == nil {
+		client = &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		}}
+	}
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	return &Pusher{client: client, timeout: timeout}
+}
+
+// Request is one message to deliver.
+type Request struct {
+	// URL is the app's endpoint joined with the route.
+	URL         string
+	Body        []byte
+	ContentType string
+	// Header carries extra headers, such as traceparent.
+	Header http.Header
+}
+
+// post sends r and returns the app's status code and (bounded) body.
+func (p *Pusher) post(ctx context.Context, r Request, maxBody int64) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
+	if err != nil {
+		return 0, nil, fmt.Errorf("building the delivery request: %w", err)
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	req.Header.Set("Content-Type", r.ContentType)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("delivering to %s: %w", r.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	return resp.StatusCode, body, nil
+}
+
+// verdictOf maps a status code: 404 drops, other non-2xx retry; ok means a
+// 2xx whose body decides.
+func verdictOf(code int) (v pubsub.Verdict, ok bool, err error) {
+	switch {
+	case code == http.StatusNotFound:
+		return pubsub.Drop, false, nil
+	case code < 200 || code > 299:
+		return pubsub.Retry, false, fmt.Errorf("app answered %d %s", code, http.StatusText(code))
+	}
+	return pubsub.Success, true, nil
+}
+
+// Push delivers one message and returns the app's verdict; err explains a
+// Retry that came from a failure rather than from the app's answer.
+func (p *Pusher) Push(ctx context.Context, r Request) (pubsub.Verdict, error) {
+	code, body, err := p.post(ctx, r, 64<<10)
+	if err != nil {
+		return pubsub.Retry, err
+	}
+	if v, ok, err := verdictOf(code); !ok {
+		return v, err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return pubsub.Success, nil
+	}
+	var answer struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil {
+		// daprd treats a 2xx whose body is not a status object as success.
+		return pubsub.Success, nil
+	}
+	return ParseStatus(answer.Status), nil
+}
+
+// BulkStatus is one entry of a bulk delivery's answer.
+type BulkStatus struct {
+	EntryID string `json:"entryId"`
+	Status  string `json:"status"`
+}
+
+// PushBulk delivers a bulk message (Dapr's bulk subscribe) and returns the
+// verdict for every entry id in ids; an entry the app did not mention is
+// Retry, and so is every entry when the whole request failed.
+func (p *Pusher) PushBulk(ctx context.Context, r Request, ids []string) (map[string]pubsub.Verdict, error) {
+	out := make(map[string]pubsub.Verdict, len(ids))
+	all := func(v pubsub.Verdict) map[string]pubsub.Verdict {
+		for _, id := range ids {
+			out[id] = v
+		}
+		return out
+	}
+	code, body, err := p.post(ctx, r, 4<<20)
+	if err != nil {
+		return all(pubsub.Retry), err
+	}
+	if v, ok, err := verdictOf(code); !ok {
+		return all(v), err
+	}
+	var answer struct {
+		Statuses []BulkStatus `json:"statuses"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil {
+		return all(pubsub.Retry), fmt.Errorf("bulk answer is not {\"statuses\": [...]}: %w", err)
+	}
+	all(pubsub.Retry)
+	for _, st := range answer.Statuses {
+		if _, ok := out[st.EntryID]; ok {
+			out[st.EntryID] = ParseStatus(st.Status)
+		}
+	}
+	return out, nil
+}
+
+// Sink delivers one app's subscription to its registered endpoint.
+type Sink struct {
+	Pusher   *Pusher
+	Endpoint string
+}
+
+var _ pubsub.Sink = Sink{}
+
+// Deliver implements pubsub.Sink: the CloudEvent goes as
+// application/cloudevents+json, a raw payload with its own content type,
+// to the route under the app's endpoint.
+func (s Sink) Deliver(ctx context.Context, d pubsub.Delivered) (pubsub.Verdict, error) {
+	r := Request{
+		URL:         strings.TrimRight(s.Endpoint, "/") + "/" + strings.TrimLeft(d.Path, "/"),
+		Body:        d.Message.Data,
+		ContentType: d.Message.ContentType,
+		Header:      http.Header{},
+	}
+	if d.Event.Raw && r.ContentType == "" {
+		r.ContentType = "application/octet-stream"
+	}
+	if d.Event.TraceParent != "" {
+		r.Header.Set("traceparent", d.Event.TraceParent)
+	}
+	if d.Event.TraceState != "" {
+		r.Header.Set("tracestate", d.Event.TraceState)
+	}
+	return s.Pusher.Push(ctx, r)
+}

@@ -1,0 +1,238 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/blockgate/blockgate/blocks/pubsub"
+	"github.com/blockgate/blockgate/blocks/pubsub/pubsubpush"
+	"github.com/blockgate/blockgate/tenants"
+	"github.com/blockgate/blockgate/tenants/tenantspg"
+)
+
+// deliveries keeps one push delivery running for every subscription of
+// every app with a registered endpoint: declarative subscriptions in the
+// app's scope, and the programmatic ones the app lists at GET
+// /dapr/subscribe. Every node runs all of them; the broker's competing
+// consumers share the messages between nodes.
+type deliveries struct {
+	registry *tenantspg.Registry
+	pubsub   *pubsub.Service
+	pusher   *pubsubpush.Pusher
+	client   *http.Client
+	logger   *slog.Logger
+	// every is how often the desired set is recomputed without a change.
+	every time.Duration
+
+	wake chan struct{}
+
+	mu      sync.Mutex
+	running map[string]*runningDelivery
+	wg      sync.WaitGroup
+}
+
+type deliveryKey struct {
+	tenant tenants.ID
+	app    string
+	pubsub string
+	topic  string
+}
+
+type runningDelivery struct {
+	fingerprint string
+	cancel      context.CancelFunc
+}
+
+func newDeliveries(reg *tenantspg.Registry, svc *pubsub.Service, logger *slog.Logger) *deliveries {
+	return &deliveries{
+		registry: reg, pubsub: svc,
+		pusher:  pubsubpush.New(nil, time.Minute),
+		client:  &http.Client{Timeout: 5 * time.Second},
+		logger:  logger.With("component", "deliveries"),
+		every:   30 * time.Second,
+		wake:    make(chan struct{}, 1),
+		running: map[string]*runningDelivery{},
+	}
+}
+
+// Changed asks for a new sync soon (a subscription, app or component changed).
+func (d *deliveries) Changed() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run syncs until ctx is done, then stops every delivery.
+func (d *deliveries) Run(ctx context.Context) error {
+	defer func() {
+		d.mu.Lock()
+		for k, r := range d.running {
+			r.cancel()
+			delete(d.running, k)
+		}
+		d.mu.Unlock()
+		d.wg.Wait()
+	}()
+	t := time.NewTicker(d.every)
+	defer t.Stop()
+	for {
+		d.sync(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-d.wake:
+		}
+	}
+}
+
+// desired is one delivery the node should run.
+type desired struct {
+	sub      pubsub.Subscriber
+	endpoint string
+}
+
+func (d *deliveries) sync(ctx context.Context) {
+	want, err := d.desired(ctx)
+	if err != nil {
+		d.logger.Warn("listing subscriptions failed; keeping the running deliveries", "err", err)
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, r := range d.running {
+		if w, ok := want[id]; !ok || fingerprint(w) != r.fingerprint {
+			r.cancel()
+			delete(d.running, id)
+		}
+	}
+	for id, w := range want {
+		if _, ok := d.running[id]; ok {
+			continue
+		}
+		run, err := d.pubsub.Open(ctx, w.sub)
+		if err != nil {
+			d.logger.Warn("subscription cannot run", "tenant", w.sub.Tenant, "app_id", w.sub.AppID,
+				"pubsub", w.sub.Sub.Pubsub, "topic", w.sub.Sub.Topic, "err", err)
+			continue
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		d.running[id] = &runningDelivery{fingerprint: fingerprint(w), cancel: cancel}
+		d.wg.Add(1)
+		go d.keep(cctx, id, w, run)
+	}
+}
+
+// keep runs one delivery, restarting it after a failure until cancelled.
+func (d *deliveries) keep(ctx context.Context, id string, w desired, run func(context.Context) error) {
+	defer d.wg.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			d.logger.Error("delivery panicked", "delivery", id, "panic", v)
+		}
+	}()
+	backoff := time.Second
+	for ctx.Err() == nil {
+		err := run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		d.logger.Warn("delivery stopped; restarting", "delivery", id, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func fingerprint(w desired) string {
+	b, _ := json.Marshal(struct {
+		S pubsub.Subscription
+		E string
+	}{w.sub.Sub, w.endpoint})
+	sum := sha256.Sum256(b)
+	return fmt.Sprintf("%x", sum[:8])
+}
+
+// desired computes the deliveries this node should run.
+func (d *deliveries) desired(ctx context.Context) (map[string]desired, error) {
+	apps, err := d.registry.AppsWithEndpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	records, err := d.registry.AllSubscriptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	declared := map[tenants.ID][]pubsub.Subscription{}
+	for _, r := range records {
+		s, err := pubsub.ParseSubscription(r.Document)
+		if err != nil {
+			d.logger.Warn("ignoring a stored subscription that no longer parses", "tenant", r.Tenant, "name", r.Name, "err", err)
+			continue
+		}
+		declared[r.Tenant] = append(declared[r.Tenant], s)
+	}
+	want := map[string]desired{}
+	add := func(a tenants.App, s pubsub.Subscription) {
+		k := deliveryKey{a.Tenant, a.ID, s.Pubsub, s.Topic}
+		id := fmt.Sprintf("%s/%s/%s/%s", k.tenant, k.app, k.pubsub, k.topic)
+		if _, dup := want[id]; dup {
+			return // the first (declarative) subscription of a topic wins, as one app has one per topic
+		}
+		want[id] = desired{
+			sub:      pubsub.Subscriber{Tenant: a.Tenant, AppID: a.ID, Sub: s, Sink: pubsubpush.Sink{Pusher: d.pusher, Endpoint: a.Endpoint}},
+			endpoint: a.Endpoint,
+		}
+	}
+	for _, a := range apps {
+		for _, s := range declared[a.Tenant] {
+			if s.InScope(a.ID) {
+				add(a, s)
+			}
+		}
+		for _, s := range d.discover(ctx, a) {
+			add(a, s)
+		}
+	}
+	return want, nil
+}
+
+// discover asks an app for its programmatic subscriptions. An app that does
+// not answer, or answers 404, has none.
+func (d *deliveries) discover(ctx context.Context, a tenants.App) []pubsub.Subscription {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(a.Endpoint, "/")+"/dapr/subscribe", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		d.logger.Debug("app did not answer /dapr/subscribe", "tenant", a.Tenant, "app_id", a.ID, "err", err)
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil
+	}
+	subs, err := pubsub.ParseProgrammatic(body)
+	if err != nil {
+		d.logger.Warn("app's /dapr/subscribe answer is invalid", "tenant", a.Tenant, "app_id", a.ID, "err", err)
+		return nil
+	}
+	return subs
+}
