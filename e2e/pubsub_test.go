@@ -71,6 +71,25 @@ func TestStreamingSubscription(t *testing.T) {
 	topic := fmt.Sprintf("orders-%d", time.Now().UnixNano())
 	sub := subscribe(t, c, dapr.SubscriptionOptions{PubsubName: "pubsub", Topic: topic})
 
+	// The metadata API lists the stream once it delivers.
+	listed := func() bool {
+		md, err := c.GetMetadata(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range md.Subscriptions {
+			if s.Topic == topic && s.PubsubName == "pubsub" {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !listed(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the metadata API does not list the streaming subscription")
+		}
+	}
+
 	st, _, body := do(t, g, g.token(), "POST", "/v1.0/publish/pubsub/"+topic, strings.NewReader(`{"qty":3}`),
 		"Content-Type", "application/json", "traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 	if st != http.StatusNoContent {

@@ -185,25 +185,26 @@ func (d *deliveries) desired(ctx context.Context) (map[string]desired, error) {
 		declared[r.Tenant] = append(declared[r.Tenant], s)
 	}
 	want := map[string]desired{}
-	add := func(a tenants.App, s pubsub.Subscription) {
+	add := func(a tenants.App, s pubsub.Subscription, origin string) {
 		k := deliveryKey{a.Tenant, a.ID, s.Pubsub, s.Topic}
 		id := fmt.Sprintf("%s/%s/%s/%s", k.tenant, k.app, k.pubsub, k.topic)
 		if _, dup := want[id]; dup {
 			return // the first (declarative) subscription of a topic wins, as one app has one per topic
 		}
 		want[id] = desired{
-			sub:      pubsub.Subscriber{Tenant: a.Tenant, AppID: a.ID, Sub: s, Sink: pubsubpush.Sink{Pusher: d.pusher, Endpoint: a.Endpoint}},
+			sub: pubsub.Subscriber{Tenant: a.Tenant, AppID: a.ID, Sub: s, Origin: origin,
+				Sink: pubsubpush.Sink{Pusher: d.pusher, Endpoint: a.Endpoint}},
 			endpoint: a.Endpoint,
 		}
 	}
 	for _, a := range apps {
 		for _, s := range declared[a.Tenant] {
 			if s.InScope(a.ID) {
-				add(a, s)
+				add(a, s, pubsub.OriginDeclarative)
 			}
 		}
 		for _, s := range d.discover(ctx, a) {
-			add(a, s)
+			add(a, s, pubsub.OriginProgrammatic)
 		}
 	}
 	return want, nil

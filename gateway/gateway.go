@@ -167,7 +167,7 @@ func (n *node) start(ctx context.Context) error {
 	}
 	n.pubsub = pubsub.NewService(n.comps, broker, log)
 	n.deliveries = newDeliveries(n.registry, n.pubsub, log)
-	n.metadata = metadata.NewService(n.comps, n.registry, n.capabilities, n.cfg.Version)
+	n.metadata = metadata.NewService(n.comps, n.registry, n.capabilities, n.pubsub.Active, n.cfg.Version)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/blockgate/blockgate/blocks"
+	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/tenants"
 )
 
@@ -26,18 +27,22 @@ type Attributes interface {
 // gateway does not know its type.
 type Capabilities func(c tenants.Component) []string
 
+// Subscriptions lists the subscriptions delivering to an app.
+type Subscriptions func(tenant tenants.ID, appID string) []pubsub.Active
+
 // Service answers the metadata API. It is safe for concurrent use.
 type Service struct {
-	components   Components
-	attributes   Attributes
-	capabilities Capabilities
-	version      string
+	components    Components
+	attributes    Attributes
+	capabilities  Capabilities
+	subscriptions Subscriptions
+	version       string
 }
 
 // NewService returns the metadata service; version is reported as the
-// runtime version.
-func NewService(c Components, a Attributes, caps Capabilities, version string) *Service {
-	return &Service{components: c, attributes: a, capabilities: caps, version: version}
+// runtime version. subs may be nil.
+func NewService(c Components, a Attributes, caps Capabilities, subs Subscriptions, version string) *Service {
+	return &Service{components: c, attributes: a, capabilities: caps, subscriptions: subs, version: version}
 }
 
 // Component is one component as the metadata API lists it.
@@ -55,6 +60,8 @@ type Metadata struct {
 	EnabledFeatures []string
 	Components      []Component
 	Extended        map[string]string
+	// Subscriptions delivering to the app on this node.
+	Subscriptions []pubsub.Active
 }
 
 // Get describes the caller's app and its tenant's components. Components
@@ -73,6 +80,9 @@ func (s *Service) Get(ctx context.Context, p tenants.Principal) (Metadata, error
 		EnabledFeatures: []string{},
 		Components:      make([]Component, 0, len(comps)),
 		Extended:        map[string]string{"daprRuntimeVersion": s.version, "tenant": string(p.Tenant)},
+	}
+	if s.subscriptions != nil {
+		md.Subscriptions = s.subscriptions(p.Tenant, p.AppID)
 	}
 	for k, v := range attrs {
 		md.Extended[k] = v

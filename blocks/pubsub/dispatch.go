@@ -62,8 +62,18 @@ type Subscriber struct {
 	// Stream marks an app-opened stream, which takes every event without a
 	// route.
 	Stream bool
+	// Origin says where the subscription came from, for the metadata API:
+	// OriginDeclarative, OriginProgrammatic or OriginStreaming.
+	Origin string
 	Sink   Sink
 }
+
+// Origins of a subscription, as Dapr's metadata API names them.
+const (
+	OriginDeclarative  = "DECLARATIVE"
+	OriginProgrammatic = "PROGRAMMATIC"
+	OriginStreaming    = "STREAMING"
+)
 
 // Delivery settings a subscription's metadata may change.
 const (
@@ -122,6 +132,7 @@ func (svc *Service) Open(ctx context.Context, s Subscriber) (run func(ctx contex
 	}
 	log := svc.logger.With("tenant", s.Tenant, "app_id", s.AppID, "pubsub", s.Sub.Pubsub, "topic", s.Sub.Topic)
 	return func(ctx context.Context) error {
+		defer svc.active.add(s)()
 		h := &handler{svc: svc, sub: s, router: router, ctx: ctx, log: log}
 		err := svc.broker.Consume(ctx, spec, h.handle)
 		if ctx.Err() != nil {

@@ -25,7 +25,8 @@ type Service struct {
 	logger     *slog.Logger
 	now        func() time.Time
 
-	stats Stats
+	stats  Stats
+	active activeSet
 }
 
 // Stats count what happened to delivered messages on this node.

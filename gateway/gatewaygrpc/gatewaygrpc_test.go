@@ -69,7 +69,7 @@ func newClient(t *testing.T) runtimev1.DaprClient {
 			return stores[c.Tenant], nil
 		},
 	}, logger)
-	srv := New(Config{State: svc, Metadata: blockmetadata.NewService(fakeComponents{}, fakeAttrs{}, svc.Capabilities, "test"),
+	srv := New(Config{State: svc, Metadata: blockmetadata.NewService(fakeComponents{}, fakeAttrs{}, svc.Capabilities, nil, "test"),
 		Auth: fakeAuth{}, Logger: logger})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

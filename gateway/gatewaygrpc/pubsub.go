@@ -81,7 +81,7 @@ func (s *Server) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopic
 	p := principal(ctx)
 	sink := &streamSink{stream: stream, pending: map[string]chan pubsub.Verdict{}, timeout: s.cfg.StreamAckTimeout}
 	run, err := s.cfg.Pubsub.Open(ctx, pubsub.Subscriber{
-		Tenant: p.Tenant, AppID: p.AppID, Stream: true, Sink: sink,
+		Tenant: p.Tenant, AppID: p.AppID, Stream: true, Origin: pubsub.OriginStreaming, Sink: sink,
 		Sub: pubsub.Subscription{
 			Pubsub: initial.GetPubsubName(), Topic: initial.GetTopic(),
 			Metadata: initial.GetMetadata(), DeadLetterTopic: initial.GetDeadLetterTopic(),

@@ -7,6 +7,7 @@ import (
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/blocks/state"
 )
 
@@ -147,6 +148,19 @@ func (s *Server) GetMetadata(ctx context.Context, _ *runtimev1.GetMetadataReques
 		EnabledFeatures:  md.EnabledFeatures,
 		ExtendedMetadata: md.Extended,
 	}
+	for _, a := range md.Subscriptions {
+		rules := &runtimev1.PubsubSubscriptionRules{}
+		for _, r := range a.Routes.Rules {
+			rules.Rules = append(rules.Rules, &runtimev1.PubsubSubscriptionRule{Match: r.Match, Path: r.Path})
+		}
+		if a.Routes.Default != "" {
+			rules.Rules = append(rules.Rules, &runtimev1.PubsubSubscriptionRule{Path: a.Routes.Default})
+		}
+		out.Subscriptions = append(out.Subscriptions, &runtimev1.PubsubSubscription{
+			PubsubName: a.Pubsub, Topic: a.Topic, Metadata: a.Metadata, Rules: rules,
+			DeadLetterTopic: a.DeadLetterTopic, Type: subscriptionTypes[a.Origin],
+		})
+	}
 	for _, c := range md.Components {
 		out.RegisteredComponents = append(out.RegisteredComponents, &runtimev1.RegisteredComponents{
 			Name: c.Name, Type: c.Type, Version: c.Version, Capabilities: c.Capabilities,
@@ -161,4 +175,10 @@ func (s *Server) SetMetadata(ctx context.Context, req *runtimev1.SetMetadataRequ
 		return nil, err
 	}
 	return &emptypb.Empty{}, nil
+}
+
+var subscriptionTypes = map[string]runtimev1.PubsubSubscriptionType{
+	pubsub.OriginDeclarative:  runtimev1.PubsubSubscriptionType_DECLARATIVE,
+	pubsub.OriginProgrammatic: runtimev1.PubsubSubscriptionType_PROGRAMMATIC,
+	pubsub.OriginStreaming:    runtimev1.PubsubSubscriptionType_STREAMING,
 }

@@ -70,7 +70,7 @@ func newTestServer(t testing.TB) *httptest.Server {
 	}, logger)
 	h := New(Config{
 		State:        svc,
-		Metadata:     metadata.NewService(fakeComponents{}, fakeAttrs{}, svc.Capabilities, "test"),
+		Metadata:     metadata.NewService(fakeComponents{}, fakeAttrs{}, svc.Capabilities, nil, "test"),
 		Auth:         fakeAuth{},
 		JWKS:         func() []byte { return []byte(`{"keys":[]}`) },
 		Ready:        func(context.Context) error { return nil },

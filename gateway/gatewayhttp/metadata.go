@@ -34,11 +34,27 @@ type metadataBody struct {
 	Actors                  []any                `json:"actors"`
 	Components              []metadata.Component `json:"components"`
 	Extended                map[string]string    `json:"extended"`
-	Subscriptions           []any                `json:"subscriptions"`
+	Subscriptions           []subscriptionBody   `json:"subscriptions"`
 	HTTPEndpoints           []any                `json:"httpEndpoints"`
 	AppConnectionProperties struct {
 		Protocol string `json:"protocol,omitempty"`
 	} `json:"appConnectionProperties"`
+}
+
+// subscriptionBody is one subscription in daprd's metadata JSON; the default
+// route is a rule without a match.
+type subscriptionBody struct {
+	Pubsub          string            `json:"pubsubname"`
+	Topic           string            `json:"topic"`
+	DeadLetterTopic string            `json:"deadLetterTopic,omitempty"`
+	Metadata        map[string]string `json:"metadata,omitempty"`
+	Rules           []ruleBody        `json:"rules"`
+	Type            string            `json:"type"`
+}
+
+type ruleBody struct {
+	Match string `json:"match,omitempty"`
+	Path  string `json:"path"`
 }
 
 func (s *server) getMetadata(c echo.Context) error {
@@ -49,7 +65,18 @@ func (s *server) getMetadata(c echo.Context) error {
 	body := metadataBody{
 		ID: md.AppID, RuntimeVersion: md.RuntimeVersion, EnabledFeatures: md.EnabledFeatures,
 		Actors: []any{}, Components: md.Components, Extended: md.Extended,
-		Subscriptions: []any{}, HTTPEndpoints: []any{},
+		Subscriptions: make([]subscriptionBody, 0, len(md.Subscriptions)), HTTPEndpoints: []any{},
+	}
+	for _, a := range md.Subscriptions {
+		sb := subscriptionBody{Pubsub: a.Pubsub, Topic: a.Topic, DeadLetterTopic: a.DeadLetterTopic,
+			Metadata: a.Metadata, Type: a.Origin, Rules: []ruleBody{}}
+		for _, r := range a.Routes.Rules {
+			sb.Rules = append(sb.Rules, ruleBody{Match: r.Match, Path: r.Path})
+		}
+		if a.Routes.Default != "" {
+			sb.Rules = append(sb.Rules, ruleBody{Path: a.Routes.Default})
+		}
+		body.Subscriptions = append(body.Subscriptions, sb)
 	}
 	body.AppConnectionProperties.Protocol = "http"
 	return c.JSON(http.StatusOK, body)
