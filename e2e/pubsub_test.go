@@ -343,3 +343,96 @@ func TestPubsubTenantIsolation(t *testing.T) {
 		mB.Success()
 	}
 }
+
+// TestBulkSubscribe: a declarative subscription with bulkSubscribe gets
+// events in batches, in daprd's bulk body, and settles each entry by its
+// status.
+func TestBulkSubscribe(t *testing.T) {
+	g := sharedGateway(t)
+	ctx := t.Context()
+	var mu sync.Mutex
+	requests, entries := 0, map[string]bool{}
+	maxBatch := 0
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/bulk" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		var body struct {
+			Entries []struct {
+				EntryID string         `json:"entryId"`
+				Event   map[string]any `json:"event"`
+			} `json:"entries"`
+			Topic string `json:"topic"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		type status struct {
+			EntryID string `json:"entryId"`
+			Status  string `json:"status"`
+		}
+		var statuses []status
+		mu.Lock()
+		requests++
+		maxBatch = max(maxBatch, len(body.Entries))
+		for _, e := range body.Entries {
+			entries[fmt.Sprint(e.Event["data"])] = true
+			statuses = append(statuses, status{e.EntryID, "SUCCESS"})
+		}
+		mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]any{"statuses": statuses})
+	}))
+	defer app.Close()
+	a := g.admin()
+	if _, err := a.CreateTenant(ctx, "bulksub"); err != nil {
+		t.Fatal(err)
+	}
+	a.ApplyComponent(ctx, "bulksub", []byte(pubsubComponent))
+	if _, err := a.ApplySubscription(ctx, "bulksub", []byte(`
+apiVersion: dapr.io/v2alpha1
+kind: Subscription
+metadata: {name: batches}
+spec:
+  pubsubname: pubsub
+  topic: batches
+  routes: {default: /bulk}
+  bulkSubscribe: {enabled: true, maxMessagesCount: 10, maxAwaitDurationMs: 200}
+`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateApp(ctx, "bulksub", "consumer", app.URL); err != nil {
+		t.Fatal(err)
+	}
+	a.CreateApp(ctx, "bulksub", "producer", "")
+	tok, _ := a.IssueToken(ctx, "bulksub", "producer", time.Hour)
+	var body strings.Builder
+	body.WriteString("[")
+	for i := range 25 {
+		if i > 0 {
+			body.WriteString(",")
+		}
+		fmt.Fprintf(&body, `{"entryId":"%d","event":"m%d","contentType":"text/plain"}`, i, i)
+	}
+	body.WriteString("]")
+	if st, _, b := do(t, g, tok.Text, "POST", "/v1.0-alpha1/publish/bulk/pubsub/batches", strings.NewReader(body.String())); st != 204 {
+		t.Fatalf("bulk publish: %d %s", st, b)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n, reqs, biggest := len(entries), requests, maxBatch
+		mu.Unlock()
+		if n == 25 {
+			if biggest < 2 || reqs >= 25 {
+				t.Fatalf("25 events came in %d requests (largest batch %d): not batched", reqs, biggest)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d of 25 events in %d requests", n, reqs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -134,7 +134,13 @@ func (svc *Service) Open(ctx context.Context, s Subscriber) (run func(ctx contex
 	return func(ctx context.Context) error {
 		defer svc.active.add(s)()
 		h := &handler{svc: svc, sub: s, router: router, ctx: ctx, log: log}
-		err := svc.broker.Consume(ctx, spec, h.handle)
+		handle := h.handle
+		if bulk, ok := s.Sink.(BulkSink); ok && s.Sub.BulkSubscribe != nil && s.Sub.BulkSubscribe.Enabled {
+			b := newBatcher(h, bulk, *s.Sub.BulkSubscribe)
+			defer b.close()
+			handle = b.add
+		}
+		err := svc.broker.Consume(ctx, spec, handle)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -151,9 +157,20 @@ type handler struct {
 }
 
 // handle settles one delivery: decode, expire, route, deliver, and act on
-// the verdict. It never loses a message: whenever forwarding to the
-// dead-letter topic fails, the delivery is retried instead.
+// the verdict.
 func (h *handler) handle(d Delivery) {
+	out, ok := h.prepare(d)
+	if !ok {
+		return
+	}
+	v, err := h.sub.Sink.Deliver(h.ctx, out)
+	h.settle(d, v, err)
+}
+
+// prepare turns a delivery into what the sink gets. It settles at once, and
+// reports false for, messages that cannot or need not be delivered:
+// undecodable, expired, or matching no route.
+func (h *handler) prepare(d Delivery) (Delivered, bool) {
 	msg := d.Message()
 	var ev Event
 	var err error
@@ -162,13 +179,13 @@ func (h *handler) handle(d Delivery) {
 	} else if ev, err = DecodeEvent(msg); err != nil {
 		h.log.Warn("undeliverable message", "id", msg.ID, "err", err)
 		h.giveUp(d, "undecodable")
-		return
+		return Delivered{}, false
 	}
 	if ev.Expired(h.svc.now()) {
 		h.log.Debug("expired message not delivered", "id", msg.ID)
 		h.svc.stats.Dropped.Add(1)
 		_ = d.Drop()
-		return
+		return Delivered{}, false
 	}
 	path := ""
 	if !h.sub.Stream || len(h.sub.Sub.Routes.Rules) > 0 || h.sub.Sub.Routes.Default != "" {
@@ -181,10 +198,16 @@ func (h *handler) handle(d Delivery) {
 			// No rule matched and there is no default: daprd skips the event.
 			h.log.Debug("no route matches; event skipped", "id", msg.ID)
 			_ = d.Ack()
-			return
+			return Delivered{}, false
 		}
 	}
-	v, err := h.sub.Sink.Deliver(h.ctx, Delivered{Event: ev, Message: msg, Path: path, Attempt: d.Attempt()})
+	return Delivered{Event: ev, Message: msg, Path: path, Attempt: d.Attempt()}, true
+}
+
+// settle acts on a subscriber's verdict. It never loses a message: whenever
+// forwarding to the dead-letter topic fails, the delivery is retried.
+func (h *handler) settle(d Delivery, v Verdict, err error) {
+	msg := d.Message()
 	switch v {
 	case Success:
 		h.svc.stats.Delivered.Add(1)

@@ -98,7 +98,8 @@
 // with CreateOrUpdateConsumer on every Consume, which is idempotent; Consume
 // calls with the same Spec, in any process or node, bind to the same
 // consumers and compete for their messages. Consumers are durable and
-// outlive Consume.
+// outlive Consume; Broker.DeleteSubscription deletes them when a
+// subscription is removed for good.
 //
 // Spec.Backoff is applied by the broker, not by JetStream's BackOff:
 // JetStream replaces AckWait with BackOff[0] (1s by default), which would
@@ -120,7 +121,10 @@
 //
 // Consume returns when ctx is done (ctx's error) or when a consumer fails
 // for good (deleted, connection closed); it waits for the handle calls it
-// started to return.
+// started to return. Messages it had pulled but not handed to handle are
+// NAKed as it stops, so that another Consume gets them at once rather than
+// after AckWait (this counts as a delivery attempt). A handler that panics
+// has its delivery retried.
 //
 // # Expiry
 //
@@ -137,4 +141,10 @@
 // temporarily unavailable), including while creating streams and consumers,
 // and pubsub.ErrQuotaExceeded when the tenant's stream is full. Requests
 // without a deadline in their ctx wait at most Config.Timeout (default 5s).
+//
+// JetStream reserves each stream's MaxBytes on the servers that hold it: a
+// tenant's stream cannot be created once the quotas of all tenants would
+// exceed the server's JetStream store. That is an operator's problem (add
+// storage, raise the store limit or lower quotas); it is logged as an error
+// and reported as pubsub.ErrUnavailable.
 package pubsubjs

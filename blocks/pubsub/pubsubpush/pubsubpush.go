@@ -186,3 +186,73 @@ func (s Sink) Deliver(ctx context.Context, d pubsub.Delivered) (pubsub.Verdict, 
 	}
 	return s.Pusher.Push(ctx, r)
 }
+
+var _ pubsub.BulkSink = Sink{}
+
+// bulkEntry is one entry of Dapr's bulk delivery body.
+type bulkEntry struct {
+	EntryID     string            `json:"entryId"`
+	Event       json.RawMessage   `json:"event"`
+	ContentType string            `json:"contentType"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
+// DeliverBulk implements pubsub.BulkSink: one POST per route with every
+// event bound there, in daprd's bulk body; the app answers with a status per
+// entry id.
+func (s Sink) DeliverBulk(ctx context.Context, ds []pubsub.Delivered) ([]pubsub.Verdict, error) {
+	out := make([]pubsub.Verdict, len(ds))
+	byPath := map[string][]int{}
+	var order []string
+	for i, d := range ds {
+		if _, ok := byPath[d.Path]; !ok {
+			order = append(order, d.Path)
+		}
+		byPath[d.Path] = append(byPath[d.Path], i)
+	}
+	var firstErr error
+	for _, path := range order {
+		idx := byPath[path]
+		entries := make([]bulkEntry, len(idx))
+		ids := make([]string, len(idx))
+		for j, i := range idx {
+			d := ds[i]
+			ids[j] = d.Message.ID
+			entries[j] = bulkEntry{EntryID: d.Message.ID, Event: eventJSON(d), ContentType: d.Message.ContentType, Metadata: map[string]string{}}
+		}
+		first := ds[idx[0]]
+		body, err := json.Marshal(struct {
+			Entries  []bulkEntry       `json:"entries"`
+			ID       string            `json:"id"`
+			Metadata map[string]string `json:"metadata"`
+			Pubsub   string            `json:"pubsubname"`
+			Topic    string            `json:"topic"`
+			Type     string            `json:"type"`
+		}{entries, first.Message.ID + "/bulk", map[string]string{}, first.Message.Pubsub, first.Message.Topic, "com.dapr.event.sent"})
+		if err != nil {
+			return nil, err
+		}
+		verdicts, err := s.Pusher.PushBulk(ctx, Request{
+			URL:         strings.TrimRight(s.Endpoint, "/") + "/" + strings.TrimLeft(path, "/"),
+			Body:        body,
+			ContentType: "application/json",
+		}, ids)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		for j, i := range idx {
+			out[i] = verdicts[ids[j]]
+		}
+	}
+	return out, firstErr
+}
+
+// eventJSON is a delivered event as a JSON value: the CloudEvent itself, a
+// raw JSON payload as is, other raw payloads as a string.
+func eventJSON(d pubsub.Delivered) json.RawMessage {
+	if json.Valid(d.Message.Data) {
+		return d.Message.Data
+	}
+	b, _ := json.Marshal(string(d.Message.Data))
+	return b
+}
