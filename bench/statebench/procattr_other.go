@@ -1,0 +1,9 @@
+//go:build !linux
+
+package main
+
+import "syscall"
+
+// childProcAttr leaves the gateway's process attributes at their defaults
+// where there is no parent-death signal.
+func childProcAttr() *syscall.SysProcAttr { return nil }
