@@ -16,7 +16,8 @@ FUZZ := \
 	./blocks/pubsub/:FuzzNewEnvelope \
 	./blocks/pubsub/:FuzzDecodeEvent \
 	./blocks/pubsub/:FuzzParseSubscription \
-	./blocks/pubsub/pubsubjs/:FuzzEscapeToken
+	./blocks/pubsub/pubsubjs/:FuzzEscapeToken \
+	./blocks/pubsub/pubsubjs/:FuzzHeaderValue
 
 .PHONY: build run test unit e2e fuzz bench lint js-deps clean
 

@@ -6,7 +6,10 @@ import (
 )
 
 // MaxTopicLen is the longest topic name, in bytes, that the block accepts.
-const MaxTopicLen = 1024
+// A broker may need three bytes to carry one (JetStream escapes every byte
+// outside [A-Za-z0-9-] as _XX into a subject token of at most 1024 bytes),
+// so the limit keeps every valid topic publishable.
+const MaxTopicLen = 256
 
 // ValidateTopic checks a topic name as a client sent it. Dapr puts almost no
 // rule on topics, so neither does blockgate: any non-empty UTF-8 string up to
@@ -19,7 +22,7 @@ func ValidateTopic(topic string) error {
 	case topic == "":
 		return ErrTopicEmpty()
 	case len(topic) > MaxTopicLen:
-		return ErrInvalidTopic("a topic is at most 1024 bytes long")
+		return ErrInvalidTopic("a topic is at most 256 bytes long")
 	case !utf8.ValidString(topic):
 		return ErrInvalidTopic("a topic must be valid UTF-8")
 	case strings.IndexByte(topic, 0) >= 0:

@@ -62,6 +62,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		JetStream:  true,
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true, // only main handles signals
+		// Dapr accepts 4 MiB bodies; their CloudEvent envelope (base64 for
+		// binary data) is larger still.
+		MaxPayload: 8 << 20,
 		// Keep HTTP monitoring off: the gateway has its own metrics endpoint.
 		HTTPPort: 0,
 	}
