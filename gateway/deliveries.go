@@ -37,6 +37,9 @@ type deliveries struct {
 	mu      sync.Mutex
 	running map[string]*runningDelivery
 	wg      sync.WaitGroup
+	// discovered keeps each app's last /dapr/subscribe answer, so that an
+	// app that is briefly unreachable keeps its subscriptions.
+	discovered map[deliveryKey][]pubsub.Subscription
 }
 
 type deliveryKey struct {
@@ -48,7 +51,9 @@ type deliveryKey struct {
 
 type runningDelivery struct {
 	fingerprint string
+	sub         pubsub.Subscriber
 	cancel      context.CancelFunc
+	done        chan struct{}
 }
 
 func newDeliveries(reg *tenantspg.Registry, svc *pubsub.Service, logger *slog.Logger) *deliveries {
@@ -59,7 +64,8 @@ func newDeliveries(reg *tenantspg.Registry, svc *pubsub.Service, logger *slog.Lo
 		logger:  logger.With("component", "deliveries"),
 		every:   30 * time.Second,
 		wake:    make(chan struct{}, 1),
-		running: map[string]*runningDelivery{},
+		running:    map[string]*runningDelivery{},
+		discovered: map[deliveryKey][]pubsub.Subscription{},
 	}
 }
 
@@ -110,9 +116,22 @@ func (d *deliveries) sync(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, r := range d.running {
-		if w, ok := want[id]; !ok || fingerprint(w) != r.fingerprint {
-			r.cancel()
-			delete(d.running, id)
+		w, ok := want[id]
+		if ok && fingerprint(w) == r.fingerprint {
+			continue
+		}
+		r.cancel()
+		delete(d.running, id)
+		if !ok && r.sub.Origin == pubsub.OriginDeclarative {
+			// The subscription was deleted: its durable consumer goes too.
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				<-r.done
+				if err := d.pubsub.Delete(ctx, r.sub); err != nil {
+					d.logger.Warn("deleting the consumer of a removed subscription", "delivery", id, "err", err)
+				}
+			}()
 		}
 	}
 	for id, w := range want {
@@ -126,9 +145,13 @@ func (d *deliveries) sync(ctx context.Context) {
 			continue
 		}
 		cctx, cancel := context.WithCancel(ctx)
-		d.running[id] = &runningDelivery{fingerprint: fingerprint(w), cancel: cancel}
+		r := &runningDelivery{fingerprint: fingerprint(w), sub: w.sub, cancel: cancel, done: make(chan struct{})}
+		d.running[id] = r
 		d.wg.Add(1)
-		go d.keep(cctx, id, w, run)
+		go func() {
+			defer close(r.done)
+			d.keep(cctx, id, w, run)
+		}()
 	}
 }
 
@@ -210,30 +233,47 @@ func (d *deliveries) desired(ctx context.Context) (map[string]desired, error) {
 	return want, nil
 }
 
-// discover asks an app for its programmatic subscriptions. An app that does
-// not answer, or answers 404, has none.
+// discover asks an app for its programmatic subscriptions. An app that
+// answers 404 has none; one that does not answer keeps its last answer.
 func (d *deliveries) discover(ctx context.Context, a tenants.App) []pubsub.Subscription {
+	k := deliveryKey{tenant: a.Tenant, app: a.ID}
+	subs, ok := d.ask(ctx, a)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ok {
+		d.discovered[k] = subs
+	}
+	return d.discovered[k]
+}
+
+// ask reads an app's /dapr/subscribe; ok is false when the app gave no
+// usable answer.
+func (d *deliveries) ask(ctx context.Context, a tenants.App) (subs []pubsub.Subscription, ok bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(a.Endpoint, "/")+"/dapr/subscribe", nil)
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
 		d.logger.Debug("app did not answer /dapr/subscribe", "tenant", a.Tenant, "app_id", a.ID, "err", err)
-		return nil
+		return nil, false
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, true
+	default:
+		return nil, false
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil
+		return nil, false
 	}
-	subs, err := pubsub.ParseProgrammatic(body)
+	subs, err = pubsub.ParseProgrammatic(body)
 	if err != nil {
 		d.logger.Warn("app's /dapr/subscribe answer is invalid", "tenant", a.Tenant, "app_id", a.ID, "err", err)
-		return nil
+		return nil, false
 	}
-	return subs
+	return subs, true
 }

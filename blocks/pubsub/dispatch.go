@@ -254,5 +254,25 @@ func (h *handler) giveUp(d Delivery, why string) {
 	_ = d.Ack()
 }
 
+// Unsubscriber is a Broker that can delete a durable subscription.
+type Unsubscriber interface {
+	DeleteSubscription(ctx context.Context, spec Spec) error
+}
+
+// Delete removes the durable subscription of s from the broker, for a
+// subscription that was deleted: messages published from now on are not
+// kept for it. The caller must have stopped delivering s first.
+func (svc *Service) Delete(ctx context.Context, s Subscriber) error {
+	u, ok := svc.broker.(Unsubscriber)
+	if !ok {
+		return nil
+	}
+	spec, err := s.spec()
+	if err != nil {
+		return err
+	}
+	return u.DeleteSubscription(ctx, spec)
+}
+
 // ErrStreamClosed is returned by sinks whose stream has gone away.
 var ErrStreamClosed = errors.New("subscriber stream closed")
