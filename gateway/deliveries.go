@@ -59,11 +59,11 @@ type runningDelivery struct {
 func newDeliveries(reg *tenantspg.Registry, svc *pubsub.Service, logger *slog.Logger) *deliveries {
 	return &deliveries{
 		registry: reg, pubsub: svc,
-		pusher:  pubsubpush.New(nil, time.Minute),
-		client:  &http.Client{Timeout: 5 * time.Second},
-		logger:  logger.With("component", "deliveries"),
-		every:   30 * time.Second,
-		wake:    make(chan struct{}, 1),
+		pusher:     pubsubpush.New(nil, time.Minute),
+		client:     &http.Client{Timeout: 5 * time.Second},
+		logger:     logger.With("component", "deliveries"),
+		every:      30 * time.Second,
+		wake:       make(chan struct{}, 1),
 		running:    map[string]*runningDelivery{},
 		discovered: map[deliveryKey][]pubsub.Subscription{},
 	}
