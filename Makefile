@@ -1,6 +1,8 @@
 # blockgate: make run | test | bench | lint | build
 GO        ?= go
-FUZZTIME  ?= 5s
+# Executions per fuzz target: a count, not a duration, so that a loaded
+# machine cannot turn the fuzzing deadline into a spurious failure.
+FUZZTIME  ?= 4000x
 BENCHTIME ?= 5s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
