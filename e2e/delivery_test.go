@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -203,15 +202,7 @@ spec:
 // TestPublishSurvivesSIGKILL: messages the gateway acknowledged are
 // delivered after the gateway is killed with SIGKILL and started again.
 func TestPublishSurvivesSIGKILL(t *testing.T) {
-	dir, err := worldDir("blockgate-e2e-kill-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	g, err := startGateway(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, dir := privateGateway(t)
 	const n = 200
 	c := goClient(t, g, g.token())
 	for i := range n {

@@ -86,6 +86,32 @@ func worldDir(prefix string) (string, error) {
 	return dir, os.Chmod(dir, 0o755)
 }
 
+// privateGateway starts a dev gateway of the test's own, in a data dir that
+// is removed when the test ends, and stops it then if it still runs.
+func privateGateway(t *testing.T) (*gateway, string) {
+	t.Helper()
+	dir, err := worldDir("blockgate-e2e-" + strings.ToLower(t.Name()) + "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	g, err := startGateway(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.stopIfRunning() })
+	return g, dir
+}
+
+// stopIfRunning stops g unless it has exited already.
+func (g *gateway) stopIfRunning() {
+	select {
+	case <-g.exited:
+	default:
+		_ = g.stop()
+	}
+}
+
 // startGateway starts `blockgate serve --dev` on free loopback ports in
 // dataDir and waits for dev.env.
 func startGateway(dataDir string, extra ...string) (*gateway, error) {

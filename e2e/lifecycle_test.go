@@ -16,15 +16,7 @@ import (
 // cleanly and leaves no Postgres behind, and starts it again on the same
 // data dir: the token from the first run still works and the state is there.
 func TestRestartKeepsData(t *testing.T) {
-	dir, err := worldDir("blockgate-e2e-restart-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	g, err := startGateway(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, dir := privateGateway(t)
 	tok := g.token()
 	if st, _, body := do(t, g, tok, "POST", "/v1.0/state/statestore", strings.NewReader(`[{"key":"survives","value":"yes"}]`)); st != 204 {
 		t.Fatalf("save: %d %s", st, body)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net/http"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,16 +12,7 @@ import (
 // state calls answer 503 / Unavailable with a Dapr error, health reports
 // not ready, and the node keeps answering what it can without a 500.
 func TestPostgresOutage(t *testing.T) {
-	dir, err := worldDir("blockgate-e2e-outage-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	g, err := startGateway(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.stop()
+	g, dir := privateGateway(t)
 	tok := g.token()
 	if st, _, body := do(t, g, tok, "POST", "/v1.0/state/statestore", strings.NewReader(`[{"key":"k","value":1}]`)); st != 204 {
 		t.Fatalf("save before the outage: %d %s", st, body)
@@ -51,7 +41,7 @@ func TestPostgresOutage(t *testing.T) {
 	if st != http.StatusServiceUnavailable {
 		t.Fatalf("save during the outage: %d %s", st, body)
 	}
-	_, err = goClient(t, g, tok).GetState(t.Context(), "statestore", "k", nil)
+	_, err := goClient(t, g, tok).GetState(t.Context(), "statestore", "k", nil)
 	if code := grpcCode(err); code != "Unavailable" {
 		t.Fatalf("gRPC get during the outage: %v", err)
 	}

@@ -2,13 +2,10 @@ package gatewaygrpc
 
 import (
 	"context"
-	"errors"
-	"io"
-	"log/slog"
 	"net"
-	"strings"
 	"testing"
 
+	"github.com/blockgate/blockgate/gateway/gatewaytest"
 	commonv1 "github.com/dapr/dapr/pkg/proto/common/v1"
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -17,60 +14,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-
-	blockmetadata "github.com/blockgate/blockgate/blocks/metadata"
-	"github.com/blockgate/blockgate/blocks/state"
-	"github.com/blockgate/blockgate/blocks/state/statemem"
-	"github.com/blockgate/blockgate/tenants"
 )
-
-type fakeAuth struct{}
-
-func (fakeAuth) Authenticate(_ context.Context, tok string) (tenants.Principal, error) {
-	t, a, ok := strings.Cut(tok, "/")
-	if !ok {
-		return tenants.Principal{}, errors.New("bad token")
-	}
-	return tenants.Principal{Tenant: tenants.ID(t), AppID: a}, nil
-}
-
-type fakeComponents struct{}
-
-func (fakeComponents) Component(_ context.Context, t tenants.ID, name string) (tenants.Component, bool, error) {
-	if name != "statestore" {
-		return tenants.Component{}, false, nil
-	}
-	return tenants.Component{Tenant: t, Name: name, Type: "state.in-memory", Version: "v1", Revision: 1}, true, nil
-}
-func (fakeComponents) HasKind(context.Context, tenants.ID, string) (bool, error) { return true, nil }
-func (f fakeComponents) Components(ctx context.Context, t tenants.ID) ([]tenants.Component, error) {
-	c, _, _ := f.Component(ctx, t, "statestore")
-	return []tenants.Component{c}, nil
-}
-
-type fakeAttrs struct{}
-
-func (fakeAttrs) SetAppMetadata(context.Context, tenants.ID, string, string, string) error {
-	return nil
-}
-func (fakeAttrs) AppMetadata(context.Context, tenants.ID, string) (map[string]string, error) {
-	return nil, nil
-}
 
 func newClient(t *testing.T) runtimev1.DaprClient {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	stores := map[tenants.ID]state.Store{}
-	svc := state.NewService(fakeComponents{}, map[string]state.Opener{
-		"state.in-memory": func(c tenants.Component) (state.Store, error) {
-			if stores[c.Tenant] == nil {
-				stores[c.Tenant] = statemem.New()
-			}
-			return stores[c.Tenant], nil
-		},
-	}, logger)
-	srv := New(Config{State: svc, Metadata: blockmetadata.NewService(fakeComponents{}, fakeAttrs{}, svc.Capabilities, nil, "test"),
-		Auth: fakeAuth{}, Logger: logger})
+	svcs := gatewaytest.NewServices()
+	srv := New(Config{State: svcs.State, Metadata: svcs.Metadata, Auth: gatewaytest.Auth{}, Logger: svcs.Logger})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

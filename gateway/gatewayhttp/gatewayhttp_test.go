@@ -4,78 +4,27 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/blockgate/blockgate/blocks/metadata"
-	"github.com/blockgate/blockgate/blocks/state"
-	"github.com/blockgate/blockgate/blocks/state/statemem"
-	"github.com/blockgate/blockgate/tenants"
+	"github.com/blockgate/blockgate/gateway/gatewaytest"
 )
-
-// fakeAuth accepts tokens of the form "tenant/app".
-type fakeAuth struct{}
-
-func (fakeAuth) Authenticate(_ context.Context, tok string) (tenants.Principal, error) {
-	t, a, ok := strings.Cut(tok, "/")
-	if !ok {
-		return tenants.Principal{}, errors.New("bad token")
-	}
-	return tenants.Principal{Tenant: tenants.ID(t), AppID: a}, nil
-}
-
-// fakeComponents gives every tenant one in-memory store, "statestore".
-type fakeComponents struct{}
-
-func (fakeComponents) Component(_ context.Context, t tenants.ID, name string) (tenants.Component, bool, error) {
-	if name != "statestore" {
-		return tenants.Component{}, false, nil
-	}
-	return tenants.Component{Tenant: t, Name: name, Type: "state.in-memory", Version: "v1", Revision: 1}, true, nil
-}
-
-func (fakeComponents) HasKind(context.Context, tenants.ID, string) (bool, error) { return true, nil }
-
-func (f fakeComponents) Components(ctx context.Context, t tenants.ID) ([]tenants.Component, error) {
-	c, _, _ := f.Component(ctx, t, "statestore")
-	return []tenants.Component{c}, nil
-}
-
-type fakeAttrs struct{}
-
-func (fakeAttrs) SetAppMetadata(context.Context, tenants.ID, string, string, string) error {
-	return nil
-}
-func (fakeAttrs) AppMetadata(context.Context, tenants.ID, string) (map[string]string, error) {
-	return map[string]string{}, nil
-}
 
 func newTestServer(t testing.TB) *httptest.Server {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	stores := map[tenants.ID]*statemem.Store{}
-	svc := state.NewService(fakeComponents{}, map[string]state.Opener{
-		"state.in-memory": func(c tenants.Component) (state.Store, error) {
-			if stores[c.Tenant] == nil {
-				stores[c.Tenant] = statemem.New()
-			}
-			return stores[c.Tenant], nil
-		},
-	}, logger)
+	svcs := gatewaytest.NewServices()
 	h := New(Config{
-		State:        svc,
-		Metadata:     metadata.NewService(fakeComponents{}, fakeAttrs{}, svc.Capabilities, nil, "test"),
-		Auth:         fakeAuth{},
+		State:        svcs.State,
+		Metadata:     svcs.Metadata,
+		Auth:         gatewaytest.Auth{},
 		JWKS:         func() []byte { return []byte(`{"keys":[]}`) },
 		Ready:        func(context.Context) error { return nil },
 		MaxBodyBytes: 64 << 10,
-		Logger:       logger,
+		Logger:       svcs.Logger,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
