@@ -3,14 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/blockgate/blockgate/admin/adminclient"
+	"github.com/blockgate/blockgate/tenants"
 )
 
 // adminCommand runs one of the admin subcommands against the admin API at
@@ -27,6 +31,7 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 	ttl := fs.Duration("ttl", 0, "token lifetime, e.g. 24h (default 24h, at most 720h)")
 	file := fs.String("f", "", "component or subscription file (YAML or JSON), - for standard input")
 	asJSON := fs.Bool("json", false, "print JSON")
+	pubsubMax := fs.String("pubsub-max-bytes", "", "tenant limit of stored pub/sub messages, e.g. 512MiB or 2GiB (0: the gateway's default)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -71,6 +76,21 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 				fmt.Fprintf(tw, "%s\t%s\n", t.ID, t.CreatedAt.Format(time.RFC3339))
 			}
 			tw.Flush()
+		})
+	case "tenant limits":
+		if err := need(1, "one tenant name"); err != nil {
+			return err
+		}
+		n, err := parseBytes(*pubsubMax)
+		if err != nil {
+			return usageError{fmt.Sprintf("--pubsub-max-bytes: %v", err)}
+		}
+		t, err := c.SetLimits(ctx, pos[0], tenants.Limits{PubsubMaxBytes: n})
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, t, func(w io.Writer) {
+			fmt.Fprintf(w, "tenant %s: pub/sub storage limit %s\n", t.ID, describeBytes(t.Limits.PubsubMaxBytes))
 		})
 	case "tenant delete":
 		if err := need(1, "one tenant name"); err != nil {
@@ -310,4 +330,42 @@ func show(w io.Writer, asJSON bool, v any, text func(io.Writer)) error {
 	}
 	text(w)
 	return nil
+}
+
+// parseBytes reads a size such as 1048576, 512MiB or 2GiB.
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, errors.New("a size is required, e.g. 512MiB")
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size like 512MiB", s)
+	}
+	return n * mult, nil
+}
+
+func describeBytes(n int64) string {
+	if n == 0 {
+		return "the gateway's default"
+	}
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n%u.size == 0 {
+			return fmt.Sprintf("%d %s", n/u.size, u.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -94,7 +94,7 @@ func nodeFlags(fs *envFlags, cfg *gateway.Config) {
 func serve(ctx context.Context, args []string) error {
 	var cfg gateway.Config
 	var logLevel, logFormat string
-	var maxBody int
+	var maxBody, pubsubMax int
 	fs := newEnvFlags("serve")
 	nodeFlags(fs, &cfg)
 	fs.string(&cfg.Host, "host", "", "address the API, admin and metrics listeners bind (empty: all interfaces)")
@@ -106,6 +106,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.string(&cfg.NATSURL, "nats-url", "", "external NATS cluster URL; empty embeds a NATS server with JetStream")
 	fs.string(&cfg.AdminToken, "admin-token", "", "platform admin token; empty generates one into <data-dir>/admin-token")
 	fs.int(&maxBody, "max-body-size", 4<<20, "largest accepted request body in bytes")
+	fs.int(&pubsubMax, "pubsub-max-bytes", 1<<30, "default limit of a tenant's stored pub/sub messages, in bytes")
 	fs.duration(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for in-flight requests")
 	fs.bool(&cfg.Dev, "dev", false, "create tenant default, app app1 and dev components; write <data-dir>/dev.env")
 	fs.string(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -121,6 +122,7 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.MaxBodyBytes = int64(maxBody)
+	cfg.PubsubMaxBytes = int64(pubsubMax)
 	cfg.Version = version
 	cfg.Logger = logger
 	return gateway.Run(ctx, cfg)

@@ -34,6 +34,7 @@ type HandlerConfig struct {
 //	GET    /v1/tenants
 //	GET    /v1/tenants/{tenant}
 //	DELETE /v1/tenants/{tenant}
+//	PUT    /v1/tenants/{tenant}/limits               {"pubsubMaxBytes"}
 //	POST   /v1/tenants/{tenant}/apps                 {"appId", "endpoint"}
 //	GET    /v1/tenants/{tenant}/apps
 //	DELETE /v1/tenants/{tenant}/apps/{app}
@@ -67,6 +68,7 @@ func Handler(svc *Service, cfg HandlerConfig) http.Handler {
 	e.GET("/v1/tenants", h.listTenants)
 	e.GET("/v1/tenants/:tenant", h.getTenant)
 	e.DELETE("/v1/tenants/:tenant", h.deleteTenant)
+	e.PUT("/v1/tenants/:tenant/limits", h.setLimits)
 	e.POST("/v1/tenants/:tenant/apps", h.createApp)
 	e.GET("/v1/tenants/:tenant/apps", h.listApps)
 	e.DELETE("/v1/tenants/:tenant/apps/:app", h.deleteApp)
@@ -362,4 +364,19 @@ func (h *handler) deleteSubscription(c echo.Context) error {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+func (h *handler) setLimits(c echo.Context) error {
+	var l tenants.Limits
+	if err := h.decode(c, &l); err != nil {
+		return err
+	}
+	if err := h.svc.SetLimits(c.Request().Context(), c.Param("tenant"), l); err != nil {
+		return err
+	}
+	t, err := h.svc.Tenant(c.Request().Context(), c.Param("tenant"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
 }

@@ -83,6 +83,26 @@ func (s *Service) Tenant(ctx context.Context, name string) (tenants.Tenant, erro
 	return s.registry.Tenant(ctx, id)
 }
 
+// SetLimits replaces a tenant's quotas; a zero field means the gateway's
+// default. Every node applies them at once.
+func (s *Service) SetLimits(ctx context.Context, name string, l tenants.Limits) error {
+	id, err := tenants.ParseID(name)
+	if err != nil {
+		return invalid(err)
+	}
+	if l.PubsubMaxBytes < 0 {
+		return invalid(fmt.Errorf("pubsubMaxBytes must not be negative"))
+	}
+	if l.PubsubMaxBytes > 0 && l.PubsubMaxBytes < 1<<20 {
+		return invalid(fmt.Errorf("pubsubMaxBytes %d is below the minimum of 1 MiB", l.PubsubMaxBytes))
+	}
+	if err := s.registry.SetLimits(ctx, id, l); err != nil {
+		return err
+	}
+	s.logger.Info("tenant limits set", "tenant", id, "pubsub_max_bytes", l.PubsubMaxBytes)
+	return nil
+}
+
 // DeleteTenant removes a tenant, its apps, components and state, and
 // revokes its tokens.
 func (s *Service) DeleteTenant(ctx context.Context, name string) error {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blockgate/blockgate/tenants"
 	dapr "github.com/dapr/go-sdk/client"
 	"golang.org/x/sync/errgroup"
 )
@@ -232,5 +233,31 @@ func TestPublishSurvivesSIGKILL(t *testing.T) {
 		m := receive(t, sub, 15*time.Second)
 		got[string(m.RawData)] = true
 		m.Success()
+	}
+}
+
+// TestTenantPubsubLimit: a tenant's storage limit, set by the platform
+// admin, makes publishes fail with 429 once reached, and other tenants
+// publish on.
+func TestTenantPubsubLimit(t *testing.T) {
+	g := sharedGateway(t)
+	tok := newTenant(t, g, "quota", "app1", pubsubComponent)
+	if _, err := g.admin().SetLimits(t.Context(), "quota", tenants.Limits{PubsubMaxBytes: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Repeat("x", 64<<10)
+	var st int
+	var b []byte
+	for i := 0; i < 40; i++ {
+		st, _, b = do(t, g, tok, "POST", "/v1.0/publish/pubsub/big", strings.NewReader(body), "Content-Type", "text/plain")
+		if st != http.StatusNoContent {
+			break
+		}
+	}
+	if st != http.StatusTooManyRequests || !strings.Contains(string(b), "ERR_PUBSUB_PUBLISH_MESSAGE") {
+		t.Fatalf("publishing past a 1 MiB limit: %d %s", st, b)
+	}
+	if st, _, b := do(t, g, g.token(), "POST", "/v1.0/publish/pubsub/big", strings.NewReader(body), "Content-Type", "text/plain"); st != http.StatusNoContent {
+		t.Fatalf("another tenant is affected: %d %s", st, b)
 	}
 }

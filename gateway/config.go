@@ -39,6 +39,9 @@ type Config struct {
 	// AdminToken is the platform admin token; empty generates one, stored
 	// in DataDir/admin-token.
 	AdminToken string
+	// PubsubMaxBytes is a tenant's default limit of stored pub/sub
+	// messages; default 1 GiB. The admin API sets others per tenant.
+	PubsubMaxBytes int64
 	// MaxBodyBytes limits API request bodies; default 4 MiB.
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown;
@@ -86,6 +89,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-body-size %d is too small; use at least 1024 bytes", c.MaxBodyBytes))
+	}
+	if c.PubsubMaxBytes == 0 {
+		c.PubsubMaxBytes = 1 << 30
+	}
+	if c.PubsubMaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("--pubsub-max-bytes %d is too small; use at least 1 MiB", c.PubsubMaxBytes))
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 15 * time.Second

@@ -60,6 +60,8 @@ type node struct {
 	backgroundWG   sync.WaitGroup
 	state          *state.Service
 	pubsub         *pubsub.Service
+	// broker is the JetStream broker; the state outbox relays publish to it.
+	broker *pubsubjs.Broker
 	// deliveries runs push deliveries to apps with endpoints.
 	deliveries *deliveries
 	metadata   *metadata.Service
@@ -88,11 +90,15 @@ func newNode(cfg Config) *node {
 // items until the node stops. Its data lives as long as this node and this
 // revision of the component, as with Dapr's in-memory store.
 func (n *node) openMemoryStore(tenants.Component) (state.Store, error) {
-	s := statemem.New()
-	n.backgroundWG.Add(1)
+	s := statemem.New(statemem.WithLogger(n.cfg.Logger.With("block", "state", "component", "state.in-memory")))
+	n.backgroundWG.Add(2)
 	go func() {
 		defer n.backgroundWG.Done()
 		_ = s.Run(n.background)
+	}()
+	go func() {
+		defer n.backgroundWG.Done()
+		_ = s.RunRelay(n.background, n.broker.PublishBatch)
 	}()
 	return s, nil
 }
@@ -161,14 +167,31 @@ func (n *node) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connecting to NATS at %s: %w", n.natsURL, err)
 	}
-	broker, err := pubsubjs.New(n.nc, pubsubjs.Config{Logger: log})
+	broker, err := pubsubjs.New(n.nc, pubsubjs.Config{
+		TenantMaxBytes: n.pubsubMaxBytes, DefaultMaxBytes: n.cfg.PubsubMaxBytes, Logger: log,
+	})
 	if err != nil {
 		return fmt.Errorf("starting the JetStream broker: %w", err)
 	}
+	n.broker = broker
 	n.pubsub = pubsub.NewService(n.comps, broker, log)
 	n.deliveries = newDeliveries(n.registry, n.pubsub, log)
 	n.metadata = metadata.NewService(n.comps, n.registry, n.capabilities, n.pubsub.Active, n.cfg.Version)
 	return nil
+}
+
+// pubsubMaxBytes reads a tenant's pub/sub storage limit from the registry
+// when the broker creates or updates the tenant's stream; 0 (the default)
+// when the registry cannot say.
+func (n *node) pubsubMaxBytes(tenant tenants.ID) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	t, err := n.registry.Tenant(ctx, tenant)
+	if err != nil {
+		n.cfg.Logger.Warn("reading tenant limits failed; using the default", "tenant", tenant, "err", err)
+		return 0
+	}
+	return t.Limits.PubsubMaxBytes
 }
 
 // capabilities reports a component's Dapr capabilities, by block.
@@ -225,6 +248,12 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 	case "app":
 		n.refreshAuth(ctx, false)
 		n.deliveries.Changed()
+	case "limits":
+		go func() {
+			if err := n.broker.ApplyLimits(ctx, c.Tenant); err != nil && ctx.Err() == nil {
+				n.cfg.Logger.Warn("applying new tenant limits failed", "tenant", c.Tenant, "err", err)
+			}
+		}()
 	case "token":
 		n.refreshAuth(ctx, false)
 	case "key":

@@ -106,6 +106,7 @@ func (n *node) serve(ctx context.Context) error {
 	})
 	loops.Go(func() error { return n.authn.Run(loopCtx, time.Minute) })
 	loops.Go(func() error { return n.statepg.Run(loopCtx, 10*time.Second) })
+	loops.Go(func() error { return n.statepg.RunRelay(loopCtx, n.broker.PublishBatch) })
 	loops.Go(func() error { return n.deliveries.Run(loopCtx) })
 
 	servers, sctx := errgroup.WithContext(ctx)

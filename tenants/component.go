@@ -126,10 +126,19 @@ func ParseComponent(data []byte) (Component, error) {
 	return c, nil
 }
 
+// ValidateComponentName reports whether name is a usable component name,
+// for fields that refer to another component (outboxPublishPubsub).
+func ValidateComponentName(name string) error {
+	if !componentNameRE.MatchString(name) {
+		return fmt.Errorf("invalid component name %q: use 1-63 lowercase letters, digits and '-'", name)
+	}
+	return nil
+}
+
 // Validate checks the fields every component needs, whatever its type.
 func (c Component) Validate() error {
-	if !componentNameRE.MatchString(c.Name) {
-		return fmt.Errorf("invalid component name %q: use 1-63 lowercase letters, digits and '-'", c.Name)
+	if err := ValidateComponentName(c.Name); err != nil {
+		return err
 	}
 	kind, impl, ok := strings.Cut(c.Type, ".")
 	if !ok || kind == "" || impl == "" {

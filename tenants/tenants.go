@@ -54,6 +54,13 @@ func containsDoublePipe(s string) bool {
 type Tenant struct {
 	ID        ID        `json:"name"`
 	CreatedAt time.Time `json:"createdAt"`
+	Limits    Limits    `json:"limits"`
+}
+
+// Limits are a tenant's quotas; a zero field means the gateway's default.
+type Limits struct {
+	// PubsubMaxBytes bounds the tenant's stored pub/sub messages.
+	PubsubMaxBytes int64 `json:"pubsubMaxBytes,omitempty"`
 }
 
 // App is an application inside a tenant, known by its Dapr app id.

@@ -97,6 +97,13 @@ func (c *Client) Tenants(ctx context.Context) ([]tenants.Tenant, error) {
 	return ts, err
 }
 
+// SetLimits replaces a tenant's limits and returns the tenant.
+func (c *Client) SetLimits(ctx context.Context, name string, l tenants.Limits) (tenants.Tenant, error) {
+	var t tenants.Tenant
+	err := c.doJSON(ctx, http.MethodPut, "/v1/tenants/"+esc(name)+"/limits", l, &t)
+	return t, err
+}
+
 // DeleteTenant deletes a tenant with everything in it.
 func (c *Client) DeleteTenant(ctx context.Context, name string) error {
 	return c.doJSON(ctx, http.MethodDelete, "/v1/tenants/"+esc(name), nil, nil)

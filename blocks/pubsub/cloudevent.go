@@ -90,6 +90,14 @@ type PublishRequest struct {
 	Now time.Time
 	// NewID returns a fresh event id; nil means a random UUID (v4).
 	NewID func() string
+	// Extensions are extra string attributes of a new envelope, such as
+	// the custom CloudEvent fields of the state outbox. They apply to
+	// neither raw payloads nor passed-through CloudEvents, and never
+	// replace an attribute the envelope has a rule for (id, source, type,
+	// specversion, datacontenttype, data, data_base64, subject, time,
+	// topic, pubsubname, traceid, traceparent, tracestate, expiration):
+	// those names are ignored here.
+	Extensions map[string]string
 }
 
 // NewEnvelope turns a publish request into the broker Message, building the
@@ -247,8 +255,19 @@ func envelope(r PublishRequest, now time.Time, newID func() string) object {
 	if subject != "" {
 		ev[attrSubject] = jsonString(subject)
 	}
+	for k, v := range r.Extensions {
+		if k != "" && !slices.Contains(envelopeAttrs, k) {
+			ev[k] = jsonString(v)
+		}
+	}
 	return ev
 }
+
+// envelopeAttrs are the attributes NewEnvelope sets by its own rules, which
+// PublishRequest.Extensions cannot replace.
+var envelopeAttrs = []string{attrID, attrSource, attrType, attrSpecVersion, attrDataContentType, attrData,
+	attrDataBase64, attrSubject, attrTime, attrTopic, attrPubsub, attrTraceID, attrTraceParent, attrTraceState,
+	attrExpiration}
 
 // passThrough completes a CloudEvent the publisher built.
 func passThrough(r PublishRequest, now time.Time, newID func() string) (object, error) {

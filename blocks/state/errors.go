@@ -33,6 +33,21 @@ func errUnsupportedOperation(op string) *blocks.Error {
 		"operation type %s not supported; use upsert or delete", op)
 }
 
+// errOutboxPubsubNotFound: the pub/sub component a store's outbox names is
+// missing or out of the caller's scope. daprd fails the transaction with
+// ERR_PUBLISH_OUTBOX, 500, when it cannot publish the outbox message.
+func errOutboxPubsubNotFound(store, pubsubName string) *blocks.Error {
+	return blocks.New(blocks.Internal, http.StatusInternalServerError, "ERR_PUBLISH_OUTBOX",
+		"error while publishing outbox message: pubsub %s, which state store %s names in outboxPublishPubsub, is not found", pubsubName, store).
+		WithMetadata("storeName", store, "pubsubName", pubsubName)
+}
+
+// errOutboxTooLarge: the event of one upsert would not fit the broker.
+func errOutboxTooLarge(key string, size int) *blocks.Error {
+	return blocks.New(blocks.InvalidArgument, http.StatusBadRequest, "ERR_PUBLISH_OUTBOX",
+		"the outbox event of key %s is %d bytes; the limit is %d", key, size, MaxOutboxMessageBytes)
+}
+
 func errQueryMalformed(format string, args ...any) *blocks.Error {
 	return blocks.New(blocks.InvalidArgument, http.StatusBadRequest, "ERR_MALFORMED_REQUEST",
 		"invalid state query: "+format, args...)

@@ -50,6 +50,7 @@ type openStore struct {
 	revision int64
 	store    Store
 	prefix   prefixMode
+	outbox   *outboxConfig // nil: the outbox is off
 }
 
 // NewService returns a state service that opens stores with openers, keyed
@@ -79,6 +80,9 @@ func (s *Service) ValidateComponent(c tenants.Component) error {
 		return fmt.Errorf("component %s: unsupported state store type %q (supported: %s)", c.Name, c.Type, strings.Join(s.Types(), ", "))
 	}
 	if _, err := parsePrefixMode(c); err != nil {
+		return err
+	}
+	if _, err := parseOutbox(c); err != nil {
 		return err
 	}
 	return nil
@@ -125,11 +129,15 @@ func (s *Service) store(ctx context.Context, p tenants.Principal, name string) (
 	if err != nil {
 		return nil, errStoreNotFound(name).WithCause(err)
 	}
+	outbox, err := parseOutbox(c)
+	if err != nil {
+		return nil, errStoreNotFound(name).WithCause(err)
+	}
 	impl, err := open(c)
 	if err != nil {
 		return nil, errStore("open", "ERR_STATE_STORE_NOT_FOUND", name, err)
 	}
-	st := &openStore{revision: c.Revision, store: impl, prefix: mode}
+	st := &openStore{revision: c.Revision, store: impl, prefix: mode, outbox: outbox}
 	s.stores[k] = st
 	return st, nil
 }
@@ -398,11 +406,17 @@ type TxOperation struct {
 	Item      SetItem
 }
 
-// Transact applies ops atomically.
+// Transact applies ops atomically. On a store whose component configures
+// the transactional outbox (outboxPublishPubsub, outboxPublishTopic), every
+// upsert also publishes its value, once the transaction commits and only
+// then; see outbox.go.
 func (s *Service) Transact(ctx context.Context, p tenants.Principal, name string, ops []TxOperation) error {
 	st, err := s.store(ctx, p, name)
 	if err != nil {
 		return err
+	}
+	if st.outbox != nil {
+		return s.transactOutbox(ctx, p, name, st, ops)
 	}
 	tx, ok := st.store.(Transactor)
 	if !ok {
@@ -410,21 +424,8 @@ func (s *Service) Transact(ctx context.Context, p tenants.Principal, name string
 	}
 	reqs := make([]Operation, len(ops))
 	for i, op := range ops {
-		switch op.Operation {
-		case "upsert":
-			r, err := st.setRequest(p, name, op.Item)
-			if err != nil {
-				return err
-			}
-			reqs[i] = Operation{Set: &r}
-		case "delete":
-			r, err := st.deleteRequest(p, name, DeleteItem{Key: op.Item.Key, ETag: op.Item.ETag, Options: op.Item.Options, Metadata: op.Item.Metadata})
-			if err != nil {
-				return err
-			}
-			reqs[i] = Operation{Delete: &r}
-		default:
-			return errUnsupportedOperation(op.Operation)
+		if reqs[i], err = st.operation(p, name, op); err != nil {
+			return err
 		}
 	}
 	if len(reqs) == 0 {
@@ -434,6 +435,25 @@ func (s *Service) Transact(ctx context.Context, p tenants.Principal, name string
 		return errStore("execute the transaction on", "ERR_STATE_TRANSACTION", name, err)
 	}
 	return nil
+}
+
+// operation turns one operation of a transaction request into the store's.
+func (st *openStore) operation(p tenants.Principal, name string, op TxOperation) (Operation, error) {
+	switch op.Operation {
+	case "upsert":
+		r, err := st.setRequest(p, name, op.Item)
+		if err != nil {
+			return Operation{}, err
+		}
+		return Operation{Set: &r}, nil
+	case "delete":
+		r, err := st.deleteRequest(p, name, DeleteItem{Key: op.Item.Key, ETag: op.Item.ETag, Options: op.Item.Options, Metadata: op.Item.Metadata})
+		if err != nil {
+			return Operation{}, err
+		}
+		return Operation{Delete: &r}, nil
+	}
+	return Operation{}, errUnsupportedOperation(op.Operation)
 }
 
 // QueryResponse is a page of query results, with the caller's own keys.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/blockgate/blockgate/blocks/pubsub"
 )
 
 // Store is one state component of one tenant: state.postgresql and
@@ -35,6 +37,21 @@ type BulkGetter interface {
 // the whole transaction back.
 type Transactor interface {
 	Transact(ctx context.Context, ops []Operation) error
+}
+
+// OutboxTransactor is a Store with a transactional outbox: it applies ops
+// atomically, as Transactor does, and records msgs for its relay in the
+// same transaction, so that the messages are published if and only if the
+// operations commit. A failed check (ErrETagMismatch) or any other error
+// leaves neither state nor messages behind.
+//
+// Every message names the store's tenant. A message whose ID is already
+// waiting in the outbox is the same message and is recorded once. The
+// relay (stateoutbox.Run over the store's queue) publishes the messages
+// after the commit, at least once. msgs and their byte slices must not be
+// changed by the caller afterwards.
+type OutboxTransactor interface {
+	TransactWithOutbox(ctx context.Context, ops []Operation, msgs []pubsub.Message) error
 }
 
 // Querier is a Store that serves the query API over JSON values whose keys

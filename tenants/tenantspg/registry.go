@@ -108,13 +108,13 @@ func (r *Registry) CreateTenant(ctx context.Context, id tenants.ID) (tenants.Ten
 func (r *Registry) Tenants(ctx context.Context) ([]tenants.Tenant, error) {
 	var out []tenants.Tenant
 	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
-		rows, err := tx.Query(ctx, "SELECT id, created_at FROM tenants ORDER BY id")
+		rows, err := tx.Query(ctx, "SELECT id, created_at, coalesce(pubsub_max_bytes, 0) FROM tenants ORDER BY id")
 		if err != nil {
 			return nil, err
 		}
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (tenants.Tenant, error) {
 			var t tenants.Tenant
-			err := row.Scan(&t.ID, &t.CreatedAt)
+			err := row.Scan(&t.ID, &t.CreatedAt, &t.Limits.PubsubMaxBytes)
 			return t, err
 		})
 		return nil, err
@@ -126,12 +126,24 @@ func (r *Registry) Tenants(ctx context.Context) ([]tenants.Tenant, error) {
 func (r *Registry) Tenant(ctx context.Context, id tenants.ID) (tenants.Tenant, error) {
 	t := tenants.Tenant{ID: id}
 	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
-		return nil, tx.QueryRow(ctx, "SELECT created_at FROM tenants WHERE id = $1", string(id)).Scan(&t.CreatedAt)
+		return nil, tx.QueryRow(ctx, "SELECT created_at, coalesce(pubsub_max_bytes, 0) FROM tenants WHERE id = $1",
+			string(id)).Scan(&t.CreatedAt, &t.Limits.PubsubMaxBytes)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("tenant %s: %w", id, tenants.ErrNotFound)
 	}
 	return t, err
+}
+
+// SetLimits replaces a tenant's limits; zero fields return to the defaults.
+func (r *Registry) SetLimits(ctx context.Context, id tenants.ID, l tenants.Limits) error {
+	return r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
+		tag, err := tx.Exec(ctx, "UPDATE tenants SET pubsub_max_bytes = nullif($2, 0) WHERE id = $1", string(id), l.PubsubMaxBytes)
+		if err == nil && tag.RowsAffected() == 0 {
+			err = fmt.Errorf("tenant %s: %w", id, tenants.ErrNotFound)
+		}
+		return []Change{{Kind: "limits", Tenant: id}}, err
+	})
 }
 
 // DeleteTenant removes a tenant with everything it owns and revokes its tokens.

@@ -12,12 +12,18 @@
 // written again, not in another tenant's store, not after a restart. Expired items
 // are invisible to every read at once; Sweep (or Run, periodically) frees
 // their memory.
+//
+// It has the transactional outbox too: TransactWithOutbox queues a
+// transaction's messages in memory under the store's lock, after its writes
+// are applied, and RunRelay publishes them (package stateoutbox). Queued
+// messages live as long as the Store, like its data.
 package statemem
 
 import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,14 +31,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/blocks/state"
 )
 
 var (
-	_ state.Store      = (*Store)(nil)
-	_ state.BulkGetter = (*Store)(nil)
-	_ state.Transactor = (*Store)(nil)
-	_ state.Querier    = (*Store)(nil)
+	_ state.Store            = (*Store)(nil)
+	_ state.BulkGetter       = (*Store)(nil)
+	_ state.Transactor       = (*Store)(nil)
+	_ state.OutboxTransactor = (*Store)(nil)
+	_ state.Querier          = (*Store)(nil)
 )
 
 // DefaultSweepInterval is how often Run drops expired items unless
@@ -63,9 +71,13 @@ func WithSweepInterval(d time.Duration) Option {
 type Store struct {
 	now        func() time.Time
 	sweepEvery time.Duration
+	logger     *slog.Logger
 
 	mu    sync.RWMutex
 	items map[string]*entry
+
+	// outbox holds committed messages until RunRelay publishes them.
+	outbox outbox
 }
 
 var (
@@ -101,9 +113,34 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
+// WithLogger sets where RunRelay logs publish failures; the default
+// discards them.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) {
+		if l != nil {
+			s.logger = l
+		}
+	}
+}
+
+// WithOutboxLimit sets how many messages the outbox may hold before
+// transactions that add more fail with state.ErrUnavailable; n <= 0 keeps
+// DefaultOutboxLimit.
+func WithOutboxLimit(n int) Option {
+	return func(s *Store) {
+		if n > 0 {
+			s.outbox.limit = n
+		}
+	}
+}
+
 // New returns an empty store.
 func New(opts ...Option) *Store {
-	s := &Store{now: time.Now, sweepEvery: DefaultSweepInterval, items: make(map[string]*entry)}
+	s := &Store{
+		now: time.Now, sweepEvery: DefaultSweepInterval, items: make(map[string]*entry),
+		logger: slog.New(slog.DiscardHandler),
+	}
+	s.outbox.init()
 	for _, o := range opts {
 		o(s)
 	}
@@ -163,6 +200,12 @@ func (s *Store) Delete(ctx context.Context, req state.DeleteRequest) error {
 // as the earlier operations of the same transaction leave it; only when all
 // pass are the writes applied.
 func (s *Store) Transact(ctx context.Context, ops []state.Operation) error {
+	return s.transact(ctx, ops, nil)
+}
+
+// transact is Transact that also queues msgs for the relay once the writes
+// are applied, under the same lock (see outbox.go).
+func (s *Store) transact(ctx context.Context, ops []state.Operation, msgs []pubsub.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -217,6 +260,9 @@ func (s *Store) Transact(ctx context.Context, ops []state.Operation) error {
 		}
 		pending[r.Key] = nil
 	}
+	if err := s.outbox.reserve(msgs); err != nil {
+		return err
+	}
 	for k, e := range pending {
 		if e == nil {
 			delete(s.items, k)
@@ -224,6 +270,7 @@ func (s *Store) Transact(ctx context.Context, ops []state.Operation) error {
 			s.items[k] = e
 		}
 	}
+	s.outbox.enqueue(msgs, now)
 	return nil
 }
 

@@ -56,6 +56,27 @@
 // size locked with SKIP LOCKED, so that several gateway nodes may sweep at
 // once; Backend.Run sweeps periodically.
 //
+// # Transactional outbox
+//
+// TransactWithOutbox is Transact plus one more statement in the same batch,
+// and so in the same transaction: a single INSERT … SELECT FROM unnest(…)
+// of all the transaction's messages into the table outbox
+// (migrations/004_outbox.sql), followed by pg_notify('blockgate_outbox').
+// It costs no extra round trip. A check that fails rolls the outbox rows
+// back with everything else, and the notification is only delivered on
+// commit. A message id that is already waiting is not inserted again.
+//
+// Backend.RunRelay drains the table for every tenant (package stateoutbox
+// has the loop): in a transaction under the platform scope it locks up to a
+// batch of due rows with FOR UPDATE SKIP LOCKED, publishes them to the
+// broker, deletes those the broker acknowledged, reschedules the rest
+// (attempts + 1, next_attempt_at in the future), and commits. Several nodes
+// relay at once without publishing a row twice; a node that dies mid-batch
+// only releases its locks, and the rows are published again by someone
+// else, which the broker drops as duplicates of the same id. One pooled
+// connection per node LISTENs on blockgate_outbox, so a committed message
+// is relayed at once; a poll every two seconds covers lost notifications.
+//
 // # Query
 //
 // The query API reads JSON values only: is_json records at write time

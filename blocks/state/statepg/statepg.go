@@ -16,15 +16,18 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/blocks/state"
+	"github.com/blockgate/blockgate/blocks/state/stateoutbox"
 	"github.com/blockgate/blockgate/tenants"
 )
 
 var (
-	_ state.Store      = (*Store)(nil)
-	_ state.BulkGetter = (*Store)(nil)
-	_ state.Transactor = (*Store)(nil)
-	_ state.Querier    = (*Store)(nil)
+	_ state.Store            = (*Store)(nil)
+	_ state.BulkGetter       = (*Store)(nil)
+	_ state.Transactor       = (*Store)(nil)
+	_ state.OutboxTransactor = (*Store)(nil)
+	_ state.Querier          = (*Store)(nil)
 )
 
 // defaultSweepBatch bounds the rows one sweep statement deletes, so that no
@@ -41,6 +44,8 @@ type Backend struct {
 	sweepBatch int
 	// sweep is what Run calls; tests replace it.
 	sweep func(context.Context) (int64, error)
+	// relay configures RunRelay; tests shorten its intervals.
+	relay stateoutbox.Config
 }
 
 // NewBackend returns a Backend over pool, which must connect as a role that
@@ -55,6 +60,7 @@ func NewBackend(pool *pgxpool.Pool, logger *slog.Logger) *Backend {
 		logger:     logger.With("block", "state", "component", "state.postgresql"),
 		sweepBatch: defaultSweepBatch,
 	}
+	b.relay.Logger = b.logger
 	b.sweep = b.Sweep
 	return b
 }
@@ -314,6 +320,12 @@ func (s *Store) Delete(ctx context.Context, req state.DeleteRequest) error {
 // transaction that is committed, or rolled back at the first failed check:
 // two round trips.
 func (s *Store) Transact(ctx context.Context, ops []state.Operation) error {
+	return s.transact(ctx, ops, nil)
+}
+
+// transact is Transact that also inserts msgs into the outbox, in the same
+// batch and so in the same transaction (see outbox.go).
+func (s *Store) transact(ctx context.Context, ops []state.Operation, msgs []pubsub.Message) error {
 	type statement struct {
 		sql   string
 		args  []any
@@ -342,17 +354,28 @@ func (s *Store) Transact(ctx context.Context, ops []state.Operation) error {
 		}
 		anyCheck = anyCheck || st.check
 	}
-	if len(ops) == 0 {
+	if len(ops) == 0 && len(msgs) == 0 {
 		return nil
 	}
+	var outboxArgs []any
+	if len(msgs) > 0 {
+		var err error
+		if outboxArgs, err = s.outboxRows(msgs); err != nil {
+			return err
+		}
+	}
 
-	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(ops)+2)}
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(ops)+4)}
 	if anyCheck {
 		b.BeginTx(pgx.TxOptions{})
 	}
 	b.Queue(setTenantSQL, s.tenant)
 	for _, st := range stmts {
 		b.Queue(st.sql, st.args...)
+	}
+	if outboxArgs != nil {
+		b.Queue(insertOutboxSQL, outboxArgs...)
+		b.Queue(notifyOutboxSQL)
 	}
 	br := s.pool.SendBatch(ctx, b)
 	err := func() error {
@@ -371,6 +394,14 @@ func (s *Store) Transact(ctx context.Context, ops []state.Operation) error {
 			}
 			if st.check && tag.RowsAffected() == 0 {
 				return state.ErrETagMismatch
+			}
+		}
+		if outboxArgs != nil {
+			if _, err := br.Exec(); err != nil { // insert into outbox
+				return err
+			}
+			if _, err := br.Exec(); err != nil { // pg_notify
+				return err
 			}
 		}
 		return nil
