@@ -26,6 +26,7 @@ import (
 
 	"github.com/blockgate/blockgate/auth"
 	"github.com/blockgate/blockgate/auth/authjwt"
+	"github.com/blockgate/blockgate/blocks/invoke"
 	"github.com/blockgate/blockgate/blocks/metadata"
 	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/blocks/pubsub/pubsubjs"
@@ -64,6 +65,8 @@ type node struct {
 	broker *pubsubjs.Broker
 	// deliveries runs push deliveries to apps with endpoints.
 	deliveries *deliveries
+	apps       *tenants.AppCache
+	invoke     *invoke.Service
 	metadata   *metadata.Service
 }
 
@@ -176,6 +179,8 @@ func (n *node) start(ctx context.Context) error {
 	n.broker = broker
 	n.pubsub = pubsub.NewService(n.comps, broker, log)
 	n.deliveries = newDeliveries(n.registry, n.pubsub, log)
+	n.apps = tenants.NewAppCache(n.registry.App, 30*time.Second)
+	n.invoke = invoke.NewService(invoke.Config{Apps: n.apps, Logger: log})
 	n.metadata = metadata.NewService(n.comps, n.registry, n.capabilities, n.pubsub.Active, n.cfg.Version)
 	return nil
 }
@@ -238,14 +243,17 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 	switch c.Kind {
 	case tenantspg.ResyncKind:
 		n.comps.InvalidateAll()
+		n.apps.InvalidateAll()
 		n.refreshAuth(ctx, true)
 		n.deliveries.Changed()
 	case "component", "tenant":
 		n.comps.Invalidate(c.Tenant)
+		n.apps.Invalidate(c.Tenant)
 		n.deliveries.Changed()
 	case "subscription":
 		n.deliveries.Changed()
 	case "app":
+		n.apps.Invalidate(c.Tenant)
 		n.refreshAuth(ctx, false)
 		n.deliveries.Changed()
 	case "limits":

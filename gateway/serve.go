@@ -67,14 +67,14 @@ func (n *node) serve(ctx context.Context) error {
 
 	httpSrv := &http.Server{
 		Handler: metrics.wrapHTTP(gatewayhttp.New(gatewayhttp.Config{
-			State: n.state, Pubsub: n.pubsub, Metadata: n.metadata, Auth: n.authn, JWKS: n.tokens.JWKS,
+			State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Metadata: n.metadata, Auth: n.authn, JWKS: n.tokens.JWKS,
 			Ready: n.ready, MaxBodyBytes: n.cfg.MaxBodyBytes, Logger: log,
 		})),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
 	grpcSrv := gatewaygrpc.New(gatewaygrpc.Config{
-		State: n.state, Pubsub: n.pubsub, Metadata: n.metadata, Auth: n.authn, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
+		State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Metadata: n.metadata, Auth: n.authn, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
 	}, grpc.ChainUnaryInterceptor(metrics.unaryInterceptor), grpc.ChainStreamInterceptor(metrics.streamInterceptor))
 	adminSrv := &http.Server{
 		Handler:           admin.Handler(adminSvc, admin.HandlerConfig{Token: adminToken, JWKS: n.tokens.JWKS, Logger: log}),

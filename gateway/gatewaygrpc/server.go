@@ -22,6 +22,7 @@ import (
 
 	"github.com/blockgate/blockgate/auth"
 	"github.com/blockgate/blockgate/blocks"
+	"github.com/blockgate/blockgate/blocks/invoke"
 	blockmetadata "github.com/blockgate/blockgate/blocks/metadata"
 	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/blocks/state"
@@ -37,6 +38,7 @@ type Authenticator interface {
 type Config struct {
 	State    *state.Service
 	Pubsub   *pubsub.Service
+	Invoke   *invoke.Service
 	Metadata *blockmetadata.Service
 	Auth     Authenticator
 	// StreamAckTimeout is how long a streaming subscriber has to settle an

@@ -16,6 +16,7 @@ import (
 
 	"github.com/blockgate/blockgate/auth"
 	"github.com/blockgate/blockgate/blocks"
+	"github.com/blockgate/blockgate/blocks/invoke"
 	"github.com/blockgate/blockgate/blocks/metadata"
 	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/blocks/state"
@@ -31,6 +32,7 @@ type Authenticator interface {
 type Config struct {
 	State    *state.Service
 	Pubsub   *pubsub.Service
+	Invoke   *invoke.Service
 	Metadata *metadata.Service
 	Auth     Authenticator
 	// JWKS returns the token signing keys' JSON Web Key Set.
@@ -52,6 +54,7 @@ func New(cfg Config) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Pre(appIDHeader)
 	e.Use(s.recoverPanics, s.limitBody, s.authenticate)
 
 	e.GET("/v1.0/healthz", s.healthz)
@@ -68,6 +71,8 @@ func New(cfg Config) http.Handler {
 		e.Add(m, "/v1.0-alpha1/state/:store/query", s.queryState)
 		e.Add(m, "/v1.0-beta1/state/:store/query", s.queryState)
 	}
+	e.Any("/v1.0/invoke/:appid/method/*", s.invoke)
+
 	e.POST("/v1.0/publish/:pubsub/*", s.publish)
 	e.POST("/v1.0-alpha1/publish/bulk/:pubsub/*", s.bulkPublish)
 
@@ -120,6 +125,9 @@ func principal(c echo.Context) tenants.Principal {
 func (s *server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
+		if strings.HasPrefix(r.URL.Path, invokePrefix) {
+			return next(c) // invocation bodies stream through, whatever their size
+		}
 		if r.ContentLength > s.cfg.MaxBodyBytes {
 			return blocks.ErrBodyTooLarge(s.cfg.MaxBodyBytes)
 		}

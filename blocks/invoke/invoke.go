@@ -1,0 +1,243 @@
+// Package invoke is the service invocation building block: one app calls
+// another by app id, and the gateway carries the call to the target's
+// registered endpoint.
+//
+// An app id is resolved only within the caller's tenant, so two tenants may
+// both have an app called "orders" and never reach each other's. Bodies
+// stream in both directions: the service never buffers a request or a
+// response, so a large upload costs the gateway no more memory than a small
+// one. The callee gets Dapr's headers (dapr-caller-app-id,
+// dapr-callee-app-id, the Forwarded family and the caller's trace context)
+// and never the caller's credentials. Authorize is the one place where
+// access policies decide who may call whom.
+package invoke
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/blockgate/blockgate/blocks"
+	"github.com/blockgate/blockgate/tenants"
+)
+
+// Apps finds the apps of a tenant; the gateway's registry implements it.
+type Apps interface {
+	App(ctx context.Context, tenant tenants.ID, appID string) (tenants.App, error)
+}
+
+// Authorize decides whether caller may invoke target's method; a non-nil
+// error refuses the call with 403. nil allows every call within a tenant.
+type Authorize func(ctx context.Context, caller tenants.Principal, target, method string) error
+
+// Service carries invocations. It is safe for concurrent use.
+type Service struct {
+	apps      Apps
+	client    *http.Client
+	authorize Authorize
+	logger    *slog.Logger
+}
+
+// Config configures the service.
+type Config struct {
+	Apps Apps
+	// Transport reaches apps; default a pooled http.Transport.
+	Transport http.RoundTripper
+	// Authorize is the access policy hook; nil allows every call within a
+	// tenant.
+	Authorize Authorize
+	Logger    *slog.Logger
+}
+
+// NewService returns the invocation service.
+func NewService(cfg Config) *Service {
+	tr := cfg.Transport
+	if tr == nil {
+		tr = &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 0, // the caller's context bounds the call
+			ExpectContinueTimeout: time.Second,
+		}
+	}
+	return &Service{
+		apps:      cfg.Apps,
+		client:    &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		authorize: cfg.Authorize,
+		logger:    cfg.Logger.With("block", "invoke"),
+	}
+}
+
+// Call is one invocation as a transport decodes it.
+type Call struct {
+	// Target is the callee's app id.
+	Target string
+	// Verb is the HTTP method; Method is the path on the callee, escaped as
+	// in a URL (without a leading slash); RawQuery its query string.
+	Verb     string
+	Method   string
+	RawQuery string
+	Header   http.Header
+	// Body streams the request body; ContentLength is -1 when unknown.
+	Body          io.Reader
+	ContentLength int64
+	// RemoteAddr is the caller's network address, for X-Forwarded-For.
+	RemoteAddr string
+	// Host is the host the caller addressed, for X-Forwarded-Host.
+	Host string
+}
+
+// Response is the callee's answer; the caller must close Body.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   io.ReadCloser
+}
+
+// Invoke carries c to the target app and returns its response, whatever its
+// status: an app's 4xx or 5xx is the caller's answer, not an error.
+func (s *Service) Invoke(ctx context.Context, caller tenants.Principal, c Call) (*Response, error) {
+	if c.Target == "" {
+		return nil, errNoAppID()
+	}
+	if err := tenants.ValidateAppID(c.Target); err != nil {
+		return nil, errInvoke(c.Target, "invalid app id", nil)
+	}
+	if s.authorize != nil {
+		if err := s.authorize(ctx, caller, c.Target, c.Method); err != nil {
+			return nil, errForbidden(caller.AppID, c.Target, c.Method).WithCause(err)
+		}
+	}
+	app, err := s.apps.App(ctx, caller.Tenant, c.Target)
+	switch {
+	case errors.Is(err, tenants.ErrNotFound):
+		return nil, errInvoke(c.Target, "app not found", nil)
+	case err != nil:
+		return nil, blocks.ErrUnavailable("the app registry", err)
+	case app.Endpoint == "":
+		return nil, errInvoke(c.Target, "the app has no endpoint registered; it can be called only through its sidecar", nil)
+	}
+	req, err := s.request(ctx, caller, app, c)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, errTimeout(c.Target, ctx.Err())
+		}
+		return nil, errInvoke(c.Target, "the app cannot be reached", err)
+	}
+	removeHopByHop(resp.Header)
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: resp.Body}, nil
+}
+
+// request builds the outgoing request to app's endpoint.
+func (s *Service) request(ctx context.Context, caller tenants.Principal, app tenants.App, c Call) (*http.Request, error) {
+	target := strings.TrimRight(app.Endpoint, "/") + "/" + strings.TrimLeft(c.Method, "/")
+	if c.RawQuery != "" {
+		target += "?" + c.RawQuery
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, errInvoke(c.Target, "the method is not a valid URL path", err)
+	}
+	verb := c.Verb
+	if verb == "" {
+		verb = http.MethodPost
+	}
+	body := c.Body
+	if c.ContentLength == 0 {
+		body = nil
+	}
+	req, err := http.NewRequestWithContext(ctx, verb, u.String(), body)
+	if err != nil {
+		return nil, errInvoke(c.Target, "building the request", err)
+	}
+	req.ContentLength = c.ContentLength
+	req.Header = c.Header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	removeHopByHop(req.Header)
+	// The caller's credentials are for the gateway, never for the callee.
+	req.Header.Del("dapr-api-token")
+	req.Header.Del("Authorization")
+	req.Header.Del("dapr-app-id")
+	req.Header.Set("dapr-caller-app-id", caller.AppID)
+	req.Header.Set("dapr-callee-app-id", c.Target)
+	if ip, _, err := net.SplitHostPort(c.RemoteAddr); err == nil {
+		prior := req.Header.Values("X-Forwarded-For")
+		req.Header.Set("X-Forwarded-For", strings.Join(append(prior, ip), ", "))
+		fwd := "for=" + forwardedNode(ip)
+		if c.Host != "" {
+			fwd += ";host=" + quoteIfNeeded(c.Host)
+		}
+		req.Header.Add("Forwarded", fwd)
+	}
+	if c.Host != "" {
+		req.Header.Set("X-Forwarded-Host", c.Host)
+	}
+	return req, nil
+}
+
+// forwardedNode formats an address for the Forwarded header (RFC 7239).
+func forwardedNode(ip string) string {
+	if strings.Contains(ip, ":") {
+		return `"[` + ip + `]"`
+	}
+	return ip
+}
+
+func quoteIfNeeded(s string) string {
+	if strings.ContainsAny(s, ":;,\" ") {
+		return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
+	}
+	return s
+}
+
+// hopByHop are the headers a proxy must not forward (RFC 9110 7.6.1).
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func removeHopByHop(h http.Header) {
+	for _, f := range h.Values("Connection") {
+		for _, name := range strings.Split(f, ",") {
+			h.Del(strings.TrimSpace(name))
+		}
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+}
+
+// errors of the block, with daprd's codes.
+
+func errNoAppID() *blocks.Error {
+	return blocks.New(blocks.InvalidArgument, http.StatusBadRequest, "ERR_DIRECT_INVOKE", "failed getting app id either from the URL path or the header dapr-app-id")
+}
+
+func errInvoke(target, why string, cause error) *blocks.Error {
+	return blocks.New(blocks.Internal, http.StatusInternalServerError, "ERR_DIRECT_INVOKE",
+		"failed to invoke, id: %s, err: %s", target, why).WithCause(cause)
+}
+
+func errForbidden(caller, target, method string) *blocks.Error {
+	return blocks.New(blocks.Forbidden, http.StatusForbidden, "ERR_DIRECT_INVOKE",
+		"access denied: app %s may not call method %s of app %s", caller, method, target)
+}
+
+func errTimeout(target string, cause error) *blocks.Error {
+	return blocks.New(blocks.DeadlineExceeded, http.StatusGatewayTimeout, "ERR_DIRECT_INVOKE",
+		"failed to invoke, id: %s, err: the call timed out or was cancelled", target).WithCause(fmt.Errorf("%w", cause))
+}
