@@ -28,6 +28,7 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 	tenant := fs.String("tenant", "", "tenant name")
 	app := fs.String("app", "", "app id")
 	endpoint := fs.String("endpoint", "", "the app's base URL, for calls from the gateway to the app")
+	appToken := fs.String("app-token", "", "token the gateway sends to the app's endpoint as dapr-api-token (daprd's APP_API_TOKEN)")
 	ttl := fs.Duration("ttl", 0, "token lifetime, e.g. 24h (default 24h, at most 720h)")
 	file := fs.String("f", "", "component or subscription file (YAML or JSON), - for standard input")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -108,7 +109,7 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 		if err := need(1, "one app id"); err != nil {
 			return err
 		}
-		a, err := c.CreateApp(ctx, *tenant, pos[0], *endpoint)
+		a, err := c.CreateApp(ctx, *tenant, pos[0], *endpoint, *appToken)
 		if err != nil {
 			return err
 		}

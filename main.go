@@ -77,7 +77,7 @@ Administer (BLOCKGATE_ADMIN_URL, BLOCKGATE_ADMIN_TOKEN):
   blockgate tenant list
   blockgate tenant delete NAME
   blockgate tenant limits NAME --pubsub-max-bytes SIZE
-  blockgate app create --tenant NAME APP_ID [--endpoint URL]
+  blockgate app create --tenant NAME APP_ID [--endpoint URL [--app-token TOKEN]]
   blockgate app list --tenant NAME
   blockgate app delete --tenant NAME APP_ID
   blockgate token issue --tenant NAME --app APP_ID [--ttl DURATION]

@@ -35,7 +35,7 @@ type HandlerConfig struct {
 //	GET    /v1/tenants/{tenant}
 //	DELETE /v1/tenants/{tenant}
 //	PUT    /v1/tenants/{tenant}/limits               {"pubsubMaxBytes"}
-//	POST   /v1/tenants/{tenant}/apps                 {"appId", "endpoint"}
+//	POST   /v1/tenants/{tenant}/apps                 {"appId", "endpoint", "appToken"}
 //	GET    /v1/tenants/{tenant}/apps
 //	DELETE /v1/tenants/{tenant}/apps/{app}
 //	POST   /v1/tenants/{tenant}/tokens               {"appId", "ttl": "24h"}
@@ -203,11 +203,12 @@ func (h *handler) createApp(c echo.Context) error {
 	var req struct {
 		AppID    string `json:"appId"`
 		Endpoint string `json:"endpoint"`
+		AppToken string `json:"appToken"`
 	}
 	if err := h.decode(c, &req); err != nil {
 		return err
 	}
-	a, err := h.svc.CreateApp(c.Request().Context(), c.Param("tenant"), req.AppID, req.Endpoint)
+	a, err := h.svc.CreateApp(c.Request().Context(), c.Param("tenant"), req.AppID, req.Endpoint, req.AppToken)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/blockgate/blockgate/auth/authjwt"
@@ -124,8 +125,9 @@ func (s *Service) DeleteTenant(ctx context.Context, name string) error {
 	return nil
 }
 
-// CreateApp registers an app in a tenant.
-func (s *Service) CreateApp(ctx context.Context, tenant, appID, endpoint string) (tenants.App, error) {
+// CreateApp registers an app in a tenant. appToken, when set, is sent to
+// the app's endpoint with every call the gateway makes to it.
+func (s *Service) CreateApp(ctx context.Context, tenant, appID, endpoint, appToken string) (tenants.App, error) {
 	id, err := tenants.ParseID(tenant)
 	if err != nil {
 		return tenants.App{}, invalid(err)
@@ -136,7 +138,13 @@ func (s *Service) CreateApp(ctx context.Context, tenant, appID, endpoint string)
 	if err := validateEndpoint(endpoint); err != nil {
 		return tenants.App{}, invalid(err)
 	}
-	return s.registry.CreateApp(ctx, tenants.App{Tenant: id, ID: appID, Endpoint: endpoint})
+	if appToken != "" && endpoint == "" {
+		return tenants.App{}, invalid(fmt.Errorf("an app token is sent to the app's endpoint: register one with it"))
+	}
+	if strings.ContainsAny(appToken, "\r\n") || len(appToken) > 4096 {
+		return tenants.App{}, invalid(fmt.Errorf("the app token must be one line of at most 4096 characters"))
+	}
+	return s.registry.CreateApp(ctx, tenants.App{Tenant: id, ID: appID, Endpoint: endpoint, AppToken: appToken})
 }
 
 // Apps lists a tenant's apps.

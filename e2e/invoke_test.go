@@ -108,6 +108,16 @@ func TestInvoke(t *testing.T) {
 	if status.Code(err) == codes.OK {
 		t.Fatal("an app's 418 came back as success over gRPC")
 	}
+
+	// An app registered with an app token gets that token, and only that.
+	secured := echoApp(t, "secured")
+	if _, err := a.CreateApp(ctx, "inv-a", "secured", secured.URL, "app-secret"); err != nil {
+		t.Fatal(err)
+	}
+	st, _, body = do(t, g, tok.Text, "GET", "/v1.0/invoke/secured/method/x", nil)
+	if m := decode(body); st != 200 || m["token"] != "app-secret" {
+		t.Fatalf("app token: %d %s", st, body)
+	}
 }
 
 // TestInvokeTenantIsolation: an app id resolves only inside the caller's

@@ -105,6 +105,7 @@ func (d *deliveries) Run(ctx context.Context) error {
 type desired struct {
 	sub      pubsub.Subscriber
 	endpoint string
+	appToken string
 }
 
 func (d *deliveries) sync(ctx context.Context) {
@@ -181,9 +182,9 @@ func (d *deliveries) keep(ctx context.Context, id string, w desired, run func(co
 
 func fingerprint(w desired) string {
 	b, _ := json.Marshal(struct {
-		S pubsub.Subscription
-		E string
-	}{w.sub.Sub, w.endpoint})
+		S    pubsub.Subscription
+		E, T string
+	}{w.sub.Sub, w.endpoint, w.appToken})
 	sum := sha256.Sum256(b)
 	return fmt.Sprintf("%x", sum[:8])
 }
@@ -216,8 +217,9 @@ func (d *deliveries) desired(ctx context.Context) (map[string]desired, error) {
 		}
 		want[id] = desired{
 			sub: pubsub.Subscriber{Tenant: a.Tenant, AppID: a.ID, Sub: s, Origin: origin,
-				Sink: pubsubpush.Sink{Pusher: d.pusher, Endpoint: a.Endpoint}},
+				Sink: pubsubpush.Sink{Pusher: d.pusher, Endpoint: a.Endpoint, AppToken: a.AppToken}},
 			endpoint: a.Endpoint,
+			appToken: a.AppToken,
 		}
 	}
 	for _, a := range apps {
@@ -252,6 +254,9 @@ func (d *deliveries) ask(ctx context.Context, a tenants.App) (subs []pubsub.Subs
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(a.Endpoint, "/")+"/dapr/subscribe", nil)
 	if err != nil {
 		return nil, false
+	}
+	if a.AppToken != "" {
+		req.Header.Set("dapr-api-token", a.AppToken)
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {

@@ -73,7 +73,7 @@ func (n *node) bootstrapDev(ctx context.Context, svc *admin.Service, ep Endpoint
 	if _, err := svc.CreateTenant(ctx, DevTenant); err != nil && !errors.Is(err, tenants.ErrExists) {
 		return err
 	}
-	if _, err := svc.CreateApp(ctx, DevTenant, DevApp, ""); err != nil && !errors.Is(err, tenants.ErrExists) {
+	if _, err := svc.CreateApp(ctx, DevTenant, DevApp, "", ""); err != nil && !errors.Is(err, tenants.ErrExists) {
 		return err
 	}
 	existing, err := svc.Components(ctx, DevTenant)

@@ -69,7 +69,11 @@ type App struct {
 	ID     string `json:"appId"`
 	// Endpoint is the app's own base URL the gateway may call (service
 	// invocation, push delivery); empty when the app only calls out.
-	Endpoint  string    `json:"endpoint,omitempty"`
+	Endpoint string `json:"endpoint,omitempty"`
+	// AppToken is sent to the endpoint as dapr-api-token with every call
+	// the gateway makes to the app (daprd's APP_API_TOKEN); empty for none.
+	// It is never shown by the admin API.
+	AppToken  string    `json:"-"`
 	CreatedAt time.Time `json:"createdAt"`
 }
 

@@ -109,11 +109,14 @@ func (c *Client) DeleteTenant(ctx context.Context, name string) error {
 	return c.doJSON(ctx, http.MethodDelete, "/v1/tenants/"+esc(name), nil, nil)
 }
 
-// CreateApp registers an app.
-func (c *Client) CreateApp(ctx context.Context, tenant, appID, endpoint string) (tenants.App, error) {
+// CreateApp registers an app; appToken (optional) is sent to its endpoint.
+func (c *Client) CreateApp(ctx context.Context, tenant, appID, endpoint string, appToken ...string) (tenants.App, error) {
+	req := map[string]string{"appId": appID, "endpoint": endpoint}
+	if len(appToken) > 0 {
+		req["appToken"] = appToken[0]
+	}
 	var a tenants.App
-	err := c.doJSON(ctx, http.MethodPost, "/v1/tenants/"+esc(tenant)+"/apps",
-		map[string]string{"appId": appID, "endpoint": endpoint}, &a)
+	err := c.doJSON(ctx, http.MethodPost, "/v1/tenants/"+esc(tenant)+"/apps", req, &a)
 	return a, err
 }
 

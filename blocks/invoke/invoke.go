@@ -174,6 +174,10 @@ func (s *Service) request(ctx context.Context, caller tenants.Principal, app ten
 	req.Header.Del("dapr-api-token")
 	req.Header.Del("Authorization")
 	req.Header.Del("dapr-app-id")
+	if app.AppToken != "" {
+		// The app's own token tells it the call comes from the gateway.
+		req.Header.Set("dapr-api-token", app.AppToken)
+	}
 	req.Header.Set("dapr-caller-app-id", caller.AppID)
 	req.Header.Set("dapr-callee-app-id", c.Target)
 	if ip, _, err := net.SplitHostPort(c.RemoteAddr); err == nil {

@@ -169,8 +169,8 @@ func (r *Registry) DeleteTenant(ctx context.Context, id tenants.ID) error {
 // CreateApp adds an app to an existing tenant.
 func (r *Registry) CreateApp(ctx context.Context, a tenants.App) (tenants.App, error) {
 	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
-		err := tx.QueryRow(ctx, "INSERT INTO apps (tenant_id, app_id, endpoint) VALUES ($1, $2, $3) RETURNING created_at",
-			string(a.Tenant), a.ID, a.Endpoint).Scan(&a.CreatedAt)
+		err := tx.QueryRow(ctx, "INSERT INTO apps (tenant_id, app_id, endpoint, app_token) VALUES ($1, $2, $3, $4) RETURNING created_at",
+			string(a.Tenant), a.ID, a.Endpoint, a.AppToken).Scan(&a.CreatedAt)
 		return []Change{{Kind: "app", Tenant: a.Tenant, ID: a.ID}}, err
 	})
 	switch {
@@ -204,8 +204,8 @@ func (r *Registry) Apps(ctx context.Context, tenant tenants.ID) ([]tenants.App, 
 func (r *Registry) App(ctx context.Context, tenant tenants.ID, appID string) (tenants.App, error) {
 	a := tenants.App{Tenant: tenant, ID: appID}
 	err := r.tenant(ctx, tenant, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, "SELECT endpoint, created_at FROM apps WHERE tenant_id = $1 AND app_id = $2",
-			string(tenant), appID).Scan(&a.Endpoint, &a.CreatedAt)
+		return tx.QueryRow(ctx, "SELECT endpoint, app_token, created_at FROM apps WHERE tenant_id = $1 AND app_id = $2",
+			string(tenant), appID).Scan(&a.Endpoint, &a.AppToken, &a.CreatedAt)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, fmt.Errorf("app %s in tenant %s: %w", appID, tenant, tenants.ErrNotFound)
@@ -437,14 +437,14 @@ func (r *Registry) AppMetadata(ctx context.Context, tenant tenants.ID, appID str
 func (r *Registry) AppsWithEndpoints(ctx context.Context) ([]tenants.App, error) {
 	var out []tenants.App
 	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
-		rows, err := tx.Query(ctx, `SELECT tenant_id, app_id, endpoint, created_at FROM apps
+		rows, err := tx.Query(ctx, `SELECT tenant_id, app_id, endpoint, app_token, created_at FROM apps
 			WHERE endpoint <> '' ORDER BY tenant_id, app_id`)
 		if err != nil {
 			return nil, err
 		}
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (tenants.App, error) {
 			var a tenants.App
-			err := row.Scan(&a.Tenant, &a.ID, &a.Endpoint, &a.CreatedAt)
+			err := row.Scan(&a.Tenant, &a.ID, &a.Endpoint, &a.AppToken, &a.CreatedAt)
 			return a, err
 		})
 		return nil, err

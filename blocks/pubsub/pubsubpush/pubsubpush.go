@@ -161,6 +161,8 @@ func (p *Pusher) PushBulk(ctx context.Context, r Request, ids []string) (map[str
 type Sink struct {
 	Pusher   *Pusher
 	Endpoint string
+	// AppToken, when set, goes to the app as dapr-api-token.
+	AppToken string
 }
 
 var _ pubsub.Sink = Sink{}
@@ -177,6 +179,9 @@ func (s Sink) Deliver(ctx context.Context, d pubsub.Delivered) (pubsub.Verdict, 
 	}
 	if d.Event.Raw && r.ContentType == "" {
 		r.ContentType = "application/octet-stream"
+	}
+	if s.AppToken != "" {
+		r.Header.Set("dapr-api-token", s.AppToken)
 	}
 	if d.Event.TraceParent != "" {
 		r.Header.Set("traceparent", d.Event.TraceParent)
@@ -232,11 +237,16 @@ func (s Sink) DeliverBulk(ctx context.Context, ds []pubsub.Delivered) ([]pubsub.
 		if err != nil {
 			return nil, err
 		}
-		verdicts, err := s.Pusher.PushBulk(ctx, Request{
+		r := Request{
 			URL:         strings.TrimRight(s.Endpoint, "/") + "/" + strings.TrimLeft(path, "/"),
 			Body:        body,
 			ContentType: "application/json",
-		}, ids)
+			Header:      http.Header{},
+		}
+		if s.AppToken != "" {
+			r.Header.Set("dapr-api-token", s.AppToken)
+		}
+		verdicts, err := s.Pusher.PushBulk(ctx, r, ids)
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
