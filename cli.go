@@ -276,6 +276,49 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 		}
 		fmt.Fprintf(out, "subscription %s deleted\n", pos[0])
 		return nil
+	case "resiliency apply":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if *file == "" {
+			return usageError{"resiliency apply needs -f FILE.yaml"}
+		}
+		doc, err := readFile(*file)
+		if err != nil {
+			return err
+		}
+		r, err := c.ApplyResiliency(ctx, *tenant, doc)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, r, func(w io.Writer) {
+			fmt.Fprintf(w, "resiliency %s applied to tenant %s, revision %d\n", r.Name, *tenant, r.Revision)
+		})
+	case "resiliency list":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		rs, err := c.Resiliencies(ctx, *tenant)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, rs, func(w io.Writer) {
+			for _, r := range rs {
+				fmt.Fprintf(w, "%s\t(revision %d)\n", r.Name, r.Revision)
+			}
+		})
+	case "resiliency delete":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if err := need(1, "one resiliency name"); err != nil {
+			return err
+		}
+		if err := c.DeleteResiliency(ctx, *tenant, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "resiliency %s deleted\n", pos[0])
+		return nil
 	case "key rotate":
 		kid, err := c.RotateSigningKey(ctx)
 		if err != nil {

@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, args[1:])
 	case "migrate":
 		return migrate(ctx, args[1:])
-	case "tenant", "app", "token", "component", "subscription", "key":
+	case "tenant", "app", "token", "component", "subscription", "resiliency", "key":
 		return adminCommand(ctx, args[0], args[1:])
 	case "version":
 		fmt.Println(version)
@@ -89,6 +89,9 @@ Administer (BLOCKGATE_ADMIN_URL, BLOCKGATE_ADMIN_TOKEN):
   blockgate subscription apply --tenant NAME -f FILE.yaml
   blockgate subscription list --tenant NAME
   blockgate subscription delete --tenant NAME SUBSCRIPTION
+  blockgate resiliency apply --tenant NAME -f FILE.yaml
+  blockgate resiliency list --tenant NAME
+  blockgate resiliency delete --tenant NAME RESILIENCY
   blockgate key rotate
   blockgate version
 `

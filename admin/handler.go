@@ -47,6 +47,9 @@ type HandlerConfig struct {
 //	PUT    /v1/tenants/{tenant}/subscriptions        Dapr Subscription YAML or JSON
 //	GET    /v1/tenants/{tenant}/subscriptions
 //	DELETE /v1/tenants/{tenant}/subscriptions/{name}
+//	PUT    /v1/tenants/{tenant}/resiliencies         Dapr Resiliency YAML or JSON
+//	GET    /v1/tenants/{tenant}/resiliencies
+//	DELETE /v1/tenants/{tenant}/resiliencies/{name}
 //	POST   /v1/signing-keys/rotate
 //	GET    /healthz, /.well-known/jwks.json          (no token)
 func Handler(svc *Service, cfg HandlerConfig) http.Handler {
@@ -81,6 +84,9 @@ func Handler(svc *Service, cfg HandlerConfig) http.Handler {
 	e.PUT("/v1/tenants/:tenant/subscriptions", h.applySubscription)
 	e.GET("/v1/tenants/:tenant/subscriptions", h.listSubscriptions)
 	e.DELETE("/v1/tenants/:tenant/subscriptions/:name", h.deleteSubscription)
+	e.PUT("/v1/tenants/:tenant/resiliencies", h.applyResiliency)
+	e.GET("/v1/tenants/:tenant/resiliencies", h.listResiliencies)
+	e.DELETE("/v1/tenants/:tenant/resiliencies/:name", h.deleteResiliency)
 	e.POST("/v1/signing-keys/rotate", h.rotateKey)
 	return e
 }
@@ -380,4 +386,31 @@ func (h *handler) setLimits(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, t)
+}
+
+func (h *handler) applyResiliency(c echo.Context) error {
+	doc, err := h.body(c)
+	if err != nil {
+		return err
+	}
+	r, err := h.svc.ApplyResiliency(c.Request().Context(), c.Param("tenant"), doc)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (h *handler) listResiliencies(c echo.Context) error {
+	rs, err := h.svc.Resiliencies(c.Request().Context(), c.Param("tenant"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, nonNil(rs))
+}
+
+func (h *handler) deleteResiliency(c echo.Context) error {
+	if err := h.svc.DeleteResiliency(c.Request().Context(), c.Param("tenant"), c.Param("name")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }

@@ -17,7 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/blockgate/blockgate/auth/authjwt"
+	"github.com/blockgate/blockgate/blocks/invoke/invokeresiliency"
 	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/tenants"
 	"github.com/blockgate/blockgate/tenants/tenantspg"
@@ -363,4 +366,60 @@ func (s *Service) DeleteSubscription(ctx context.Context, tenant, name string) e
 		return invalid(err)
 	}
 	return s.registry.DeleteSubscription(ctx, id, name)
+}
+
+// Resiliency is a Resiliency resource as the admin API shows it.
+type Resiliency struct {
+	Name     string          `json:"name"`
+	Revision int64           `json:"revision"`
+	Document json.RawMessage `json:"resiliency"`
+}
+
+// ApplyResiliency creates or replaces a tenant's Dapr Resiliency resource
+// (dapr.io/v1alpha1, YAML or JSON); it applies to calls to the tenant's apps.
+func (s *Service) ApplyResiliency(ctx context.Context, tenant string, doc []byte) (Resiliency, error) {
+	id, err := tenants.ParseID(tenant)
+	if err != nil {
+		return Resiliency{}, invalid(err)
+	}
+	r, err := invokeresiliency.Parse(doc)
+	if err != nil {
+		return Resiliency{}, invalid(err)
+	}
+	js, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return Resiliency{}, invalid(err)
+	}
+	rec, err := s.registry.PutResiliency(ctx, tenantspg.ResiliencyRecord{Tenant: id, Name: r.Name, Document: js})
+	if err != nil {
+		return Resiliency{}, err
+	}
+	s.logger.Info("resiliency applied", "tenant", id, "resiliency", r.Name, "revision", rec.Revision)
+	return Resiliency{Name: rec.Name, Revision: rec.Revision, Document: rec.Document}, nil
+}
+
+// Resiliencies lists a tenant's Resiliency resources.
+func (s *Service) Resiliencies(ctx context.Context, tenant string) ([]Resiliency, error) {
+	id, err := s.existing(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := s.registry.Resiliencies(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Resiliency, len(recs))
+	for i, r := range recs {
+		out[i] = Resiliency{Name: r.Name, Revision: r.Revision, Document: r.Document}
+	}
+	return out, nil
+}
+
+// DeleteResiliency removes a tenant's Resiliency resource.
+func (s *Service) DeleteResiliency(ctx context.Context, tenant, name string) error {
+	id, err := tenants.ParseID(tenant)
+	if err != nil {
+		return invalid(err)
+	}
+	return s.registry.DeleteResiliency(ctx, id, name)
 }

@@ -66,6 +66,7 @@ type node struct {
 	// deliveries runs push deliveries to apps with endpoints.
 	deliveries *deliveries
 	apps       *tenants.AppCache
+	resilience *resiliencies
 	invoke     *invoke.Service
 	metadata   *metadata.Service
 }
@@ -180,7 +181,8 @@ func (n *node) start(ctx context.Context) error {
 	n.pubsub = pubsub.NewService(n.comps, broker, log)
 	n.deliveries = newDeliveries(n.registry, n.pubsub, log)
 	n.apps = tenants.NewAppCache(n.registry.App, 30*time.Second)
-	n.invoke = invoke.NewService(invoke.Config{Apps: n.apps, Logger: log})
+	n.resilience = newResiliencies(n.registry)
+	n.invoke = invoke.NewService(invoke.Config{Apps: n.apps, Policies: n.resilience.Policy, Logger: log})
 	n.metadata = metadata.NewService(n.comps, n.registry, n.capabilities, n.pubsub.Active, n.cfg.Version)
 	return nil
 }
@@ -244,6 +246,7 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 	case tenantspg.ResyncKind:
 		n.comps.InvalidateAll()
 		n.apps.InvalidateAll()
+		n.resilience.InvalidateAll()
 		n.refreshAuth(ctx, true)
 		n.deliveries.Changed()
 	case "component", "tenant":
@@ -252,6 +255,8 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 		n.deliveries.Changed()
 	case "subscription":
 		n.deliveries.Changed()
+	case "resiliency":
+		n.resilience.Invalidate(c.Tenant)
 	case "app":
 		n.apps.Invalidate(c.Tenant)
 		n.refreshAuth(ctx, false)

@@ -229,3 +229,29 @@ func (c *Client) Subscriptions(ctx context.Context, tenant string) ([]Subscripti
 func (c *Client) DeleteSubscription(ctx context.Context, tenant, name string) error {
 	return c.doJSON(ctx, http.MethodDelete, "/v1/tenants/"+esc(tenant)+"/subscriptions/"+esc(name), nil, nil)
 }
+
+// Resiliency is a Resiliency resource as the admin API shows it.
+type Resiliency struct {
+	Name     string          `json:"name"`
+	Revision int64           `json:"revision"`
+	Document json.RawMessage `json:"resiliency"`
+}
+
+// ApplyResiliency creates or replaces a tenant's Dapr Resiliency resource.
+func (c *Client) ApplyResiliency(ctx context.Context, tenant string, doc []byte) (Resiliency, error) {
+	var out Resiliency
+	err := c.do(ctx, http.MethodPut, "/v1/tenants/"+esc(tenant)+"/resiliencies", "application/yaml", bytes.NewReader(doc), &out)
+	return out, err
+}
+
+// Resiliencies lists a tenant's Resiliency resources.
+func (c *Client) Resiliencies(ctx context.Context, tenant string) ([]Resiliency, error) {
+	var out []Resiliency
+	err := c.doJSON(ctx, http.MethodGet, "/v1/tenants/"+esc(tenant)+"/resiliencies", nil, &out)
+	return out, err
+}
+
+// DeleteResiliency deletes a tenant's Resiliency resource.
+func (c *Client) DeleteResiliency(ctx context.Context, tenant, name string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/v1/tenants/"+esc(tenant)+"/resiliencies/"+esc(name), nil, nil)
+}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/blockgate/blockgate/blocks"
+	"github.com/blockgate/blockgate/blocks/invoke/invokeresiliency"
 	"github.com/blockgate/blockgate/tenants"
 )
 
@@ -32,6 +33,10 @@ import (
 type Apps interface {
 	App(ctx context.Context, tenant tenants.ID, appID string) (tenants.App, error)
 }
+
+// Policies resolves the resiliency of a call from caller to target: the
+// tenant's Resiliency resources in the caller's scope, for the target app.
+type Policies func(ctx context.Context, caller tenants.Principal, target string) (invokeresiliency.Policy, error)
 
 // Authorize decides whether caller may invoke target's method; a non-nil
 // error refuses the call with 403. nil allows every call within a tenant.
@@ -42,6 +47,7 @@ type Service struct {
 	apps      Apps
 	client    *http.Client
 	authorize Authorize
+	policies  Policies
 	logger    *slog.Logger
 }
 
@@ -53,7 +59,11 @@ type Config struct {
 	// Authorize is the access policy hook; nil allows every call within a
 	// tenant.
 	Authorize Authorize
-	Logger    *slog.Logger
+	// Policies gives each call its timeouts, retries and circuit breaker;
+	// nil means the built-in defaults (retries only of calls that never
+	// reached the app).
+	Policies Policies
+	Logger   *slog.Logger
 }
 
 // NewService returns the invocation service.
@@ -74,6 +84,7 @@ func NewService(cfg Config) *Service {
 		apps:      cfg.Apps,
 		client:    &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		authorize: cfg.Authorize,
+		policies:  cfg.Policies,
 		logger:    cfg.Logger.With("block", "invoke"),
 	}
 }
@@ -127,19 +138,60 @@ func (s *Service) Invoke(ctx context.Context, caller tenants.Principal, c Call) 
 	case app.Endpoint == "":
 		return nil, errInvoke(c.Target, "the app has no endpoint registered; it can be called only through its sidecar", nil)
 	}
-	req, err := s.request(ctx, caller, app, c)
-	if err != nil {
-		return nil, err
+	policy := invokeresiliency.Resiliency{}.ForApp(c.Target)
+	if s.policies != nil {
+		if policy, err = s.policies(ctx, caller, c.Target); err != nil {
+			return nil, blocks.ErrUnavailable("the resiliency policies", err)
+		}
 	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, errTimeout(c.Target, ctx.Err())
+	// A request can be sent again only if nothing of it is lost by the
+	// first attempt: no body, and a method that may be repeated.
+	replayable := c.ContentLength == 0 && invokeresiliency.IdempotentMethod(c.Verb)
+	var resp *http.Response
+	out, err := policy.Run(ctx, func(actx context.Context) (invokeresiliency.Outcome, error) {
+		req, err := s.request(actx, caller, app, c)
+		if err != nil {
+			return invokeresiliency.Outcome{}, err
+		}
+		r, err := s.client.Do(req)
+		if err != nil {
+			return invokeresiliency.Outcome{Unsent: invokeresiliency.DialFailed(err)}, err
+		}
+		resp = r
+		return invokeresiliency.Outcome{
+			Status: invokeresiliency.HTTPStatus(r.StatusCode), Replayable: replayable,
+			Release: func() { r.Body.Close() },
+		}, nil
+	})
+	switch {
+	case errors.Is(err, invokeresiliency.ErrCircuitOpen):
+		return nil, errCircuitOpen(c.Target).WithCause(err)
+	case errors.Is(err, invokeresiliency.ErrTimeout):
+		return nil, errTimeout(c.Target, err)
+	case err != nil && ctx.Err() != nil:
+		return nil, errTimeout(c.Target, ctx.Err())
+	case err != nil:
+		var be *blocks.Error
+		if errors.As(err, &be) {
+			return nil, be
 		}
 		return nil, errInvoke(c.Target, "the app cannot be reached", err)
 	}
 	removeHopByHop(resp.Header)
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: resp.Body}, nil
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: releaser{resp.Body, out.Release}}, nil
+}
+
+// releaser ends an attempt (its context and its hold on the connection)
+// when the caller closes the response body.
+type releaser struct {
+	io.ReadCloser
+	release func()
+}
+
+func (r releaser) Close() error {
+	err := r.ReadCloser.Close()
+	r.release()
+	return err
 }
 
 // request builds the outgoing request to app's endpoint.
@@ -239,6 +291,11 @@ func errInvoke(target, why string, cause error) *blocks.Error {
 func errForbidden(caller, target, method string) *blocks.Error {
 	return blocks.New(blocks.Forbidden, http.StatusForbidden, "ERR_DIRECT_INVOKE",
 		"access denied: app %s may not call method %s of app %s", caller, method, target)
+}
+
+func errCircuitOpen(target string) *blocks.Error {
+	return blocks.New(blocks.Unavailable, http.StatusServiceUnavailable, "ERR_DIRECT_INVOKE",
+		"failed to invoke, id: %s, err: circuit breaker is open; the app failed repeatedly, retry later", target)
 }
 
 func errTimeout(target string, cause error) *blocks.Error {

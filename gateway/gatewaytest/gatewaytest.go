@@ -53,7 +53,9 @@ func (c Components) Components(ctx context.Context, t tenants.ID) ([]tenants.Com
 type Attributes struct{}
 
 // SetAppMetadata implements metadata.Attributes.
-func (Attributes) SetAppMetadata(context.Context, tenants.ID, string, string, string) error { return nil }
+func (Attributes) SetAppMetadata(context.Context, tenants.ID, string, string, string) error {
+	return nil
+}
 
 // AppMetadata implements metadata.Attributes.
 func (Attributes) AppMetadata(context.Context, tenants.ID, string) (map[string]string, error) {
