@@ -71,26 +71,6 @@ func TestOutboxConformance(t *testing.T) {
 }
 
 // countOutbox is count for the outbox table.
-func countOutbox(t *testing.T, pool *pgxpool.Pool, setup string, args ...any) int {
-	t.Helper()
-	ctx := t.Context()
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if setup != "" {
-		if _, err := tx.Exec(ctx, setup, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var n int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func outboxMsg(tenant tenants.ID, id string) pubsub.Message {
 	return pubsub.Message{Tenant: tenant, Pubsub: "pubsub", Topic: "orders", ID: id, Data: []byte(`{"id":"` + id + `"}`),
 		ContentType: pubsub.ContentTypeCloudEvent}
@@ -111,25 +91,7 @@ func TestOutboxRowLevelSecurity(t *testing.T) {
 	for _, tn := range []tenants.ID{"acme", "globex"} {
 		commit(t, b.Open(tn, "statestore"), outboxMsg(tn, "m1"), outboxMsg(tn, "m2"))
 	}
-	tests := []struct {
-		name  string
-		setup string
-		args  []any
-		want  int
-	}{
-		{"no setting", "", nil, 0},
-		{"tenant acme", setTenantSQL, []any{"acme"}, 2},
-		{"tenant globex", setTenantSQL, []any{"globex"}, 2},
-		{"unknown tenant", setTenantSQL, []any{"initech"}, 0},
-		{"platform scope", setPlatform, nil, 4},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := countOutbox(t, pool, tc.setup, tc.args...); got != tc.want {
-				t.Fatalf("rows visible = %d, want %d", got, tc.want)
-			}
-		})
-	}
+	checkVisibility(t, pool, "outbox")
 	t.Run("a store cannot write another tenant's message", func(t *testing.T) {
 		err := b.Open("acme", "statestore").TransactWithOutbox(ctx, nil, []pubsub.Message{outboxMsg("globex", "m3")})
 		if err == nil {
@@ -184,7 +146,7 @@ func TestOutboxIffCommit(t *testing.T) {
 		if !c.wantErr {
 			want++
 		}
-		if got := countOutbox(t, pool, setPlatform); got != want {
+		if got := countRows(t, pool, "outbox", setPlatform); got != want {
 			t.Fatalf("%s: %d outbox rows, want %d", c.name, got, want)
 		}
 	}
@@ -270,7 +232,7 @@ func TestRelayPublishesAndDeletes(t *testing.T) {
 	commit(t, b.Open("acme", "statestore"), outboxMsg("acme", "a1"), full)
 	commit(t, b.Open("globex", "statestore"), outboxMsg("globex", "g1"))
 	waitFor(t, "3 messages", func() bool { return len(f.published()) == 3 })
-	waitFor(t, "the outbox to empty", func() bool { return countOutbox(t, pool, setPlatform) == 0 })
+	waitFor(t, "the outbox to empty", func() bool { return countRows(t, pool, "outbox", setPlatform) == 0 })
 
 	got := f.published()
 	if got[0].ID != "a1" || got[1].ID != "full" || got[2].ID != "g1" {
@@ -291,7 +253,7 @@ func TestRelayPublishesAndDeletes(t *testing.T) {
 	old.Expires = time.Now().Add(-time.Second)
 	commit(t, b.Open("acme", "statestore"), old, outboxMsg("acme", "after-old"))
 	waitFor(t, "after-old", func() bool { return len(f.published()) == 4 })
-	waitFor(t, "the outbox to empty", func() bool { return countOutbox(t, pool, setPlatform) == 0 })
+	waitFor(t, "the outbox to empty", func() bool { return countRows(t, pool, "outbox", setPlatform) == 0 })
 	if got := f.published(); got[3].ID != "after-old" {
 		t.Fatalf("published %s, want after-old (old had expired)", got[3].ID)
 	}
@@ -317,7 +279,7 @@ func TestRelayRetriesFailingBroker(t *testing.T) {
 		return attempts >= 1
 	})
 	waitFor(t, "both messages to be published", func() bool { return len(f.published()) == 2 })
-	waitFor(t, "the outbox to empty", func() bool { return countOutbox(t, pool, setPlatform) == 0 })
+	waitFor(t, "the outbox to empty", func() bool { return countRows(t, pool, "outbox", setPlatform) == 0 })
 	if got := f.published(); got[0].ID != "m1" || got[1].ID != "m2" {
 		t.Fatalf("published %s, %s; want m1, m2", got[0].ID, got[1].ID)
 	}
@@ -344,7 +306,7 @@ func TestRelaysDoNotDoubleWork(t *testing.T) {
 		runRelay(t, b, f.publish)
 	}
 	waitFor(t, "every message", func() bool { return len(f.published()) >= n })
-	waitFor(t, "the outbox to empty", func() bool { return countOutbox(t, pool, setPlatform) == 0 })
+	waitFor(t, "the outbox to empty", func() bool { return countRows(t, pool, "outbox", setPlatform) == 0 })
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.got) != n || len(f.perID) != n {

@@ -38,7 +38,14 @@ func TestConformance(t *testing.T) {
 // count runs SELECT count(*) FROM state in a transaction whose only setting
 // is the one setup makes, with no filter of its own: what row-level security
 // lets through.
+// count counts the rows of state visible after setup.
 func count(t *testing.T, pool *pgxpool.Pool, setup string, args ...any) int {
+	t.Helper()
+	return countRows(t, pool, "state", setup, args...)
+}
+
+// countRows counts the rows of table visible in a transaction after setup.
+func countRows(t *testing.T, pool *pgxpool.Pool, table, setup string, args ...any) int {
 	t.Helper()
 	ctx := t.Context()
 	tx, err := pool.Begin(ctx)
@@ -52,23 +59,16 @@ func count(t *testing.T, pool *pgxpool.Pool, setup string, args ...any) int {
 		}
 	}
 	var n int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM state`).Scan(&n); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
-func TestRowLevelSecurity(t *testing.T) {
-	pool := pgtest.New(t)
-	b := NewBackend(pool, testLogger(t))
-	ctx := t.Context()
-	for _, tn := range []tenants.ID{"acme", "globex"} {
-		for _, k := range []string{"a", "b"} {
-			if err := b.Open(tn, "statestore").Set(ctx, state.SetRequest{Key: k, Value: []byte("v")}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+// checkVisibility checks what row-level security shows of table, which
+// holds two rows of each of the tenants acme and globex.
+func checkVisibility(t *testing.T, pool *pgxpool.Pool, table string) {
+	t.Helper()
 	tests := []struct {
 		name  string
 		setup string
@@ -83,12 +83,26 @@ func TestRowLevelSecurity(t *testing.T) {
 		{"platform scope", setPlatform, nil, 4},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := count(t, pool, tc.setup, tc.args...); got != tc.want {
+		t.Run(table+"/"+tc.name, func(t *testing.T) {
+			if got := countRows(t, pool, table, tc.setup, tc.args...); got != tc.want {
 				t.Fatalf("rows visible = %d, want %d", got, tc.want)
 			}
 		})
 	}
+}
+
+func TestRowLevelSecurity(t *testing.T) {
+	pool := pgtest.New(t)
+	b := NewBackend(pool, testLogger(t))
+	ctx := t.Context()
+	for _, tn := range []tenants.ID{"acme", "globex"} {
+		for _, k := range []string{"a", "b"} {
+			if err := b.Open(tn, "statestore").Set(ctx, state.SetRequest{Key: k, Value: []byte("v")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	checkVisibility(t, pool, "state")
 	t.Run("explicit filter for another tenant sees nothing", func(t *testing.T) {
 		tx, err := pool.Begin(ctx)
 		if err != nil {
