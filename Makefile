@@ -19,7 +19,8 @@ FUZZ := \
 	./blocks/pubsub/:FuzzDecodeEvent \
 	./blocks/pubsub/:FuzzParseSubscription \
 	./blocks/pubsub/pubsubjs/:FuzzEscapeToken \
-	./blocks/pubsub/pubsubjs/:FuzzHeaderValue
+	./blocks/pubsub/pubsubjs/:FuzzHeaderValue \
+	./blocks/invoke/invokeresiliency/:FuzzParse
 
 .PHONY: build run test unit e2e fuzz bench lint js-deps clean
 
@@ -50,11 +51,15 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
-# statebench: gateway vs raw pgx on the state API (see BENCHMARKS.md).
-# Extra flags go last and win, e.g. make bench STATEBENCH_FLAGS="-rounds 1".
+# statebench: gateway vs raw pgx on the state API; pubsubbench: gateway vs
+# raw JetStream on the pub/sub API (see BENCHMARKS.md). About 4 min in all.
+# Extra flags go last and win, e.g. make bench STATEBENCH_FLAGS="-rounds 1"
+# PUBSUBBENCH_FLAGS="-rounds 1".
 bench: build
 	$(GO) run ./bench/statebench -bin bin/blockgate -duration 10s -clients 16 -keys 10000 -rounds 3 \
 		-json bin/statebench.json $(STATEBENCH_FLAGS)
+	$(GO) run ./bench/pubsubbench -bin bin/blockgate -duration 5s -publishers 16 -batch 100 -rate 1000 -rounds 3 \
+		-json bin/pubsubbench.json $(PUBSUBBENCH_FLAGS)
 
 lint:
 	$(GO) vet ./...

@@ -11,10 +11,11 @@
 // gateway binary runs as a child process in dev mode with --postgres-url
 // pointing at that cluster, so it migrates the schema and creates tenant
 // default, app app1 and the state.postgresql component statestore. The
-// baseline lives in its own database of the same cluster (statebench_raw):
+// baseline lives in its own schema of the same database (statebench.state):
 // a table with the columns, primary key and index of the gateway's state
 // table but without row-level security, reached by a pgxpool with the
 // gateway's pool size (32 connections) as the same role the gateway uses.
+// The setup, the load loop and the CPU accounting are package benchkit's.
 //
 // # Workload
 //
@@ -60,6 +61,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/blockgate/blockgate/bench/benchkit"
 )
 
 // goalRatio is the throughput the gateway should reach, as a fraction of
@@ -107,9 +110,10 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, cfg)
+	interrupted := ctx.Err() != nil // before stop, which cancels ctx
 	stop()
 	if err != nil {
-		if ctx.Err() != nil {
+		if interrupted {
 			err = fmt.Errorf("interrupted (%w)", err)
 		}
 		fmt.Fprintln(os.Stderr, "statebench:", err)
@@ -139,6 +143,4 @@ func (c *config) validate() error {
 }
 
 // progress prints one line of progress to stderr.
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "statebench: "+format+"\n", args...)
-}
+var progress = benchkit.NewProgress("statebench")

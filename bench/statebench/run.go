@@ -3,14 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/blockgate/blockgate/gateway/gatewaypg"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/blockgate/blockgate/bench/benchkit"
 )
 
 // side is one side of the comparison.
@@ -19,54 +19,22 @@ type side struct {
 	t    target
 }
 
+// opFunc is a target's save or get.
+type opFunc func(ctx context.Context, worker, key int) error
+
 // run sets up Postgres, the gateway and both sides, measures, and reports.
 // Everything it started is stopped and removed again before it returns.
 func run(ctx context.Context, cfg config) error {
 	began := time.Now()
-	root, err := os.MkdirTemp("", "statebench-")
+	rig, err := benchkit.StartRig(ctx, benchkit.RigConfig{Name: "statebench", Bin: cfg.bin, Progress: progress})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := os.RemoveAll(root); err != nil {
-			progress("warning: removing %s: %v", root, err)
-		}
-	}()
-	// As root, gatewaypg runs postgres as nobody, which must be able to
-	// reach its directory under root.
-	if err := os.Chmod(root, 0o755); err != nil {
-		return err
-	}
+	defer rig.Close()
+	gw := rig.Gateway
 
-	progress("starting a private Postgres in %s", root)
-	pg, err := gatewaypg.Start(ctx, gatewaypg.Config{Dir: filepath.Join(root, "postgres")})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := pg.Close(); err != nil {
-			progress("warning: stopping Postgres: %v", err)
-			return
-		}
-		progress("stopped Postgres")
-	}()
-
-	progress("starting the gateway (%s serve --dev --postgres-url ...)", cfg.bin)
-	gw, err := startGateway(ctx, cfg.bin, filepath.Join(root, "gateway"), pg.URL())
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := gw.stop(); err != nil {
-			progress("warning: stopping the gateway: %v\nlast lines of its log:\n%s", err, gw.logTail())
-			return
-		}
-		progress("stopped the gateway")
-	}()
-	progress("gateway ready: gRPC %s, pid %d", gw.grpcAddr(), gw.pid())
-
-	value := jsonValue(cfg.valueSize)
-	raw, err := newRawTarget(ctx, pg.URL(), cfg.keys, value)
+	value := benchkit.JSONValue(cfg.valueSize)
+	raw, err := newRawTarget(ctx, rig.Postgres.URL(), cfg.keys, value)
 	if err != nil {
 		return err
 	}
@@ -77,30 +45,16 @@ func run(ctx context.Context, cfg config) error {
 	}
 	var gwt target
 	if cfg.client == "sdk" {
-		gwt, err = newSDKTarget(ctx, gw.grpcAddr(), gw.token(), conns, cfg.keys, value)
+		gwt, err = newSDKTarget(ctx, gw.GRPCAddr(), gw.Token(), conns, cfg.keys, value)
 	} else {
-		gwt, err = newGRPCTarget(gw.grpcAddr(), gw.token(), conns, cfg.keys, value)
+		gwt, err = newGRPCTarget(gw.GRPCAddr(), gw.Token(), conns, cfg.keys, value)
 	}
 	if err != nil {
 		return err
 	}
 	defer gwt.close()
 
-	env := environment{
-		CPUs: runtime.NumCPU(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Go: runtime.Version(),
-		Gateway: gatewayVersion(ctx, cfg.bin),
-	}
-	if err := raw.pool.QueryRow(ctx, `SHOW server_version`).Scan(&env.Postgres); err != nil {
-		return err
-	}
-	meter := &cpuMeter{gatewayPID: gw.pid()}
-	var backend int
-	if err := raw.pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
-		return err
-	}
-	if meter.postmasterPID, err = postmasterOf(backend); err != nil {
-		progress("not measuring CPU time: %v", err)
-	}
+	env := rig.Env
 	progress("Postgres %s, gateway %s, %d CPUs; %d clients, %d keys, %d-byte values, %s per phase, %d rounds",
 		env.Postgres, env.Gateway, env.CPUs, cfg.clients, cfg.keys, cfg.valueSize, cfg.duration, cfg.rounds)
 
@@ -130,11 +84,11 @@ func run(ctx context.Context, cfg config) error {
 				if op == "get" {
 					fn = s.t.get
 				}
-				smp, err := measure(ctx, fn, cfg.clients, cfg.keys, cfg.duration, uint64(r*len(ops)+oi), meter)
+				smp, err := measure(ctx, fn, cfg.clients, cfg.keys, cfg.duration, uint64(r*len(ops)+oi), rig.Meter)
 				if err != nil {
 					return fmt.Errorf("round %d, %s through the %s: %w", r+1, op, s.name, err)
 				}
-				st := summarize(smp)
+				st := benchkit.Summarize(smp)
 				if s.name == "baseline" {
 					rr.Baseline = st
 				} else {
@@ -142,7 +96,8 @@ func run(ctx context.Context, cfg config) error {
 				}
 				left := time.Duration(steps-step) * cfg.duration
 				progress("[%2d/%d] round %d %-4s %-8s %9s ops/s  p50 %s  p99 %s%s  (%s left)",
-					step, steps, r+1, op, s.name, thousands(st.OpsPerSec), ms(st.P50Ms), ms(st.P99Ms), cpuNote(st), left)
+					step, steps, r+1, op, s.name, benchkit.Thousands(st.OpsPerSec), benchkit.Ms(st.P50Ms), benchkit.Ms(st.P99Ms),
+					benchkit.CPUNote(st.CPU), left)
 			}
 			rr.Ratio = rr.Gateway.OpsPerSec / rr.Baseline.OpsPerSec
 			rounds[op] = append(rounds[op], rr)
@@ -152,7 +107,7 @@ func run(ctx context.Context, cfg config) error {
 	rep := newReport(cfg, env, ops, rounds)
 	rep.print(os.Stdout)
 	if cfg.jsonPath != "" {
-		if err := rep.write(cfg.jsonPath); err != nil {
+		if err := benchkit.WriteJSON(cfg.jsonPath, rep); err != nil {
 			return err
 		}
 		progress("wrote %s", cfg.jsonPath)
@@ -161,23 +116,34 @@ func run(ctx context.Context, cfg config) error {
 	return nil
 }
 
-// cpuNote is the CPU split of a phase for a progress line.
-func cpuNote(st stats) string {
-	if st.CPU == nil {
-		return ""
-	}
-	c := st.CPU
-	return fmt.Sprintf("  cpu/op client %.0fµs gw %.0fµs pg %.0fµs other %.0fµs",
-		c.ClientUsPerOp, c.GatewayUsPerOp, c.PostgresUsPerOp, c.OtherUsPerOp)
+// measure runs op from clients workers for d, each picking keys uniformly
+// at random from [0, keys) with a generator seeded by seed and its index, so
+// that both sides of a comparison see the same keys in the same order.
+func measure(ctx context.Context, op opFunc, clients, keys int, d time.Duration, seed uint64, meter *benchkit.CPUMeter) (benchkit.Sample, error) {
+	return benchkit.Closed(ctx, clients, d, meter, func(w int) benchkit.Op {
+		rng := rand.New(rand.NewPCG(seed, uint64(w)))
+		return func(ctx context.Context) (int, error) {
+			return 1, op(ctx, w, rng.IntN(keys))
+		}
+	})
 }
 
-// gatewayVersion asks the binary for its version.
-func gatewayVersion(ctx context.Context, bin string) string {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "version").Output()
-	if err != nil {
-		return "unknown"
+// preload writes every key once with save, from clients workers, unmeasured.
+func preload(ctx context.Context, save opFunc, clients, keys int) error {
+	var next atomic.Int64
+	g, ctx := errgroup.WithContext(ctx)
+	for w := range clients {
+		g.Go(func() error {
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= keys {
+					return nil
+				}
+				if err := save(ctx, w, k); err != nil {
+					return fmt.Errorf("client %d: %w", w, err)
+				}
+			}
+		})
 	}
-	return strings.TrimSpace(string(out))
+	return g.Wait()
 }

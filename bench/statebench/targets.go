@@ -60,20 +60,6 @@ func keyNames(n int, prefix string) []string {
 	return keys
 }
 
-// jsonValue returns a JSON object of exactly size bytes (at least 8).
-func jsonValue(size int) []byte {
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	b := make([]byte, size)
-	copy(b, `{"v":"`)
-	fill := b[len(`{"v":"`) : size-len(`"}`)]
-	_, _ = rand.Read(fill)
-	for i := range fill {
-		fill[i] = alphabet[int(fill[i])%len(alphabet)]
-	}
-	copy(b[size-len(`"}`):], `"}`)
-	return b
-}
-
 // rawTarget is the baseline: the gateway's statements sent by pgx to a copy
 // of the state table without row-level security.
 type rawTarget struct {

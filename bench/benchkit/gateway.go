@@ -1,4 +1,4 @@
-package main
+package benchkit
 
 import (
 	"bufio"
@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,36 +25,56 @@ const (
 	gatewayStopTimeout = 30 * time.Second
 )
 
-// gatewayProc is a blockgate process started by the benchmark.
-type gatewayProc struct {
-	cmd     *exec.Cmd
-	logPath string
-	logFile *os.File
-	exited  chan struct{}
-	waitErr error // read only after exited is closed
-	env     map[string]string
+// GatewayConfig says how to run the gateway.
+type GatewayConfig struct {
+	// Bin is the blockgate binary; required.
+	Bin string
+	// DataDir is its --data-dir; required. Its log goes to gateway.log
+	// beside it.
+	DataDir string
+	// PostgresURL is its --postgres-url; required.
+	PostgresURL string
+	// NATSPort is the embedded NATS server's client port; 0 lets the
+	// gateway pick one, which NATSURL then cannot name.
+	NATSPort int
 }
 
-// startGateway runs `blockgate serve --dev` on loopback ports over the
-// Postgres at pgURL, with its data in dataDir, and waits until it answers.
-// Its output goes to dataDir/../gateway.log.
-func startGateway(ctx context.Context, bin, dataDir, pgURL string) (*gatewayProc, error) {
-	bin, err := filepath.Abs(bin)
+// Gateway is a blockgate process started by a benchmark.
+type Gateway struct {
+	cmd      *exec.Cmd
+	natsPort int
+	logPath  string
+	logFile  *os.File
+	exited   chan struct{}
+	waitErr  error // read only after exited is closed
+	env      map[string]string
+}
+
+// StartGateway runs `blockgate serve --dev` on loopback ports over the
+// Postgres at cfg.PostgresURL, with its data in cfg.DataDir, and waits
+// until it answers. Its output goes to cfg.DataDir/../gateway.log.
+func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
+	bin, err := filepath.Abs(cfg.Bin)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	g := &gatewayProc{logPath: filepath.Join(filepath.Dir(dataDir), "gateway.log"), exited: make(chan struct{})}
+	g := &Gateway{
+		natsPort: cfg.NATSPort,
+		logPath:  filepath.Join(filepath.Dir(cfg.DataDir), "gateway.log"),
+		exited:   make(chan struct{}),
+	}
 	if g.logFile, err = os.Create(g.logPath); err != nil {
 		return nil, err
 	}
-	// Not exec.CommandContext: the gateway is stopped with SIGTERM by stop,
+	// Not exec.CommandContext: the gateway is stopped with SIGTERM by Stop,
 	// so that it drains and exits cleanly, never killed by a cancelled ctx.
 	g.cmd = exec.Command(bin, "serve", "--dev",
-		"--postgres-url", pgURL, "--data-dir", dataDir, "--host", "127.0.0.1",
-		"--http-port", "0", "--grpc-port", "0", "--admin-port", "0", "--metrics-port", "0", "--nats-port", "0")
+		"--postgres-url", cfg.PostgresURL, "--data-dir", cfg.DataDir, "--host", "127.0.0.1",
+		"--http-port", "0", "--grpc-port", "0", "--admin-port", "0", "--metrics-port", "0",
+		"--nats-port", strconv.Itoa(cfg.NATSPort))
 	g.cmd.Stdout, g.cmd.Stderr = g.logFile, g.logFile
 	g.cmd.Env = cleanEnv()
 	g.cmd.SysProcAttr = childProcAttr()
@@ -64,16 +86,16 @@ func startGateway(ctx context.Context, bin, dataDir, pgURL string) (*gatewayProc
 		g.waitErr = g.cmd.Wait()
 		close(g.exited)
 	}()
-	if err := g.waitReady(ctx, filepath.Join(dataDir, "dev.env")); err != nil {
+	if err := g.waitReady(ctx, filepath.Join(cfg.DataDir, "dev.env")); err != nil {
 		g.kill()
-		return nil, fmt.Errorf("%w\n\nlast lines of %s:\n%s", err, g.logPath, g.logTail())
+		return nil, fmt.Errorf("%w\n\nlast lines of %s:\n%s", err, g.logPath, g.LogTail())
 	}
 	return g, nil
 }
 
 // waitReady waits for dev.env, then for /v1.0/healthz: dev.env is written
 // before the servers start serving.
-func (g *gatewayProc) waitReady(ctx context.Context, envPath string) error {
+func (g *Gateway) waitReady(ctx context.Context, envPath string) error {
 	ctx, cancel := context.WithTimeout(ctx, gatewayStartTimeout)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -103,7 +125,7 @@ func (g *gatewayProc) waitReady(ctx context.Context, envPath string) error {
 	}
 }
 
-func (g *gatewayProc) healthy(ctx context.Context) bool {
+func (g *Gateway) healthy(ctx context.Context) bool {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.env["DAPR_HTTP_ENDPOINT"]+"/v1.0/healthz", nil)
 	if err != nil {
 		return false
@@ -116,20 +138,36 @@ func (g *gatewayProc) healthy(ctx context.Context) bool {
 	return resp.StatusCode == http.StatusNoContent
 }
 
-// pid is the gateway's process id.
-func (g *gatewayProc) pid() int { return g.cmd.Process.Pid }
+// PID is the gateway's process id.
+func (g *Gateway) PID() int { return g.cmd.Process.Pid }
 
-// grpcAddr is host:port of the gRPC API.
-func (g *gatewayProc) grpcAddr() string {
+// GRPCAddr is host:port of the gRPC API.
+func (g *Gateway) GRPCAddr() string {
 	return strings.TrimPrefix(g.env["DAPR_GRPC_ENDPOINT"], "http://")
 }
 
-// token is the dev app token.
-func (g *gatewayProc) token() string { return g.env["DAPR_API_TOKEN"] }
+// HTTPEndpoint is the base URL of the HTTP API (http://host:port).
+func (g *Gateway) HTTPEndpoint() string { return g.env["DAPR_HTTP_ENDPOINT"] }
 
-// stop sends SIGTERM and waits for the gateway to exit, killing it if it
-// does not within gatewayStopTimeout. It reports an unclean exit.
-func (g *gatewayProc) stop() error {
+// Token is the dev app token.
+func (g *Gateway) Token() string { return g.env["DAPR_API_TOKEN"] }
+
+// NATSURL is the client URL of the embedded NATS server, or "" if the
+// gateway picked its port.
+func (g *Gateway) NATSURL() string {
+	if g.natsPort == 0 {
+		return ""
+	}
+	return "nats://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(g.natsPort))
+}
+
+// LogPath is the file holding the gateway's output.
+func (g *Gateway) LogPath() string { return g.logPath }
+
+// Stop sends SIGTERM and waits for the gateway to exit, killing it if it
+// does not within gatewayStopTimeout. It reports an unclean exit. Call it
+// once.
+func (g *Gateway) Stop() error {
 	defer g.logFile.Close()
 	select {
 	case <-g.exited:
@@ -152,13 +190,13 @@ func (g *gatewayProc) stop() error {
 	}
 }
 
-func (g *gatewayProc) kill() {
+func (g *Gateway) kill() {
 	_ = g.cmd.Process.Kill()
 	<-g.exited
 }
 
-// logTail returns the end of the gateway's log.
-func (g *gatewayProc) logTail() string {
+// LogTail returns the end of the gateway's log.
+func (g *Gateway) LogTail() string {
 	b, err := os.ReadFile(g.logPath)
 	if err != nil {
 		return err.Error()
@@ -205,4 +243,16 @@ func parseEnv(r io.Reader) (map[string]string, error) {
 		}
 	}
 	return env, sc.Err()
+}
+
+// FreePort returns a TCP port on loopback that was free a moment ago, for a
+// server that cannot report the port it picked. Another process may take
+// it meanwhile; the server then fails to start and says so.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

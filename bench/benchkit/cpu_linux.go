@@ -1,4 +1,4 @@
-package main
+package benchkit
 
 import (
 	"bytes"
@@ -12,23 +12,27 @@ import (
 // ABI fixes at 100 whatever the kernel's own tick rate.
 const userHZ = 100
 
-// sample reads /proc. It reports ok false if anything cannot be read.
-func (m *cpuMeter) sample() cpuSample {
-	var s cpuSample
+// Sample reads /proc. The sample is marked unusable if anything cannot be
+// read.
+func (m *CPUMeter) Sample() CPUSample {
+	var s CPUSample
+	if m == nil {
+		return s
+	}
 	self, _, _, err := procStat("self")
 	if err != nil {
 		return s
 	}
 	s.client = self
-	if m.gatewayPID != 0 {
-		own, reaped, _, err := procStat(strconv.Itoa(m.gatewayPID))
+	if m.GatewayPID != 0 {
+		own, reaped, _, err := procStat(strconv.Itoa(m.GatewayPID))
 		if err != nil {
 			return s
 		}
 		s.gateway = own + reaped
 	}
-	if m.postmasterPID != 0 {
-		if s.postgres, err = treeTime(m.postmasterPID); err != nil {
+	if m.PostmasterPID != 0 {
+		if s.postgres, err = treeTime(m.PostmasterPID); err != nil {
 			return s
 		}
 	}
@@ -39,8 +43,8 @@ func (m *cpuMeter) sample() cpuSample {
 	return s
 }
 
-// postmasterOf returns the parent of a Postgres backend: the postmaster.
-func postmasterOf(backendPID int) (int, error) {
+// PostmasterOf returns the parent of a Postgres backend: the postmaster.
+func PostmasterOf(backendPID int) (int, error) {
 	_, _, ppid, err := procStat(strconv.Itoa(backendPID))
 	return ppid, err
 }
