@@ -20,7 +20,8 @@ FUZZ := \
 	./blocks/pubsub/:FuzzParseSubscription \
 	./blocks/pubsub/pubsubjs/:FuzzEscapeToken \
 	./blocks/pubsub/pubsubjs/:FuzzHeaderValue \
-	./blocks/invoke/invokeresiliency/:FuzzParse
+	./blocks/invoke/invokeresiliency/:FuzzParse \
+	./blocks/pubsub/:FuzzAppendEnvelope
 
 .PHONY: build run test unit e2e fuzz bench lint js-deps clean
 
