@@ -340,10 +340,14 @@ func validateEndpoint(endpoint string) error {
 		return nil
 	}
 	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("app endpoint %q must be an absolute http:// or https:// URL", endpoint)
+	switch {
+	case err != nil || u.Host == "":
+	case u.Scheme == "http" || u.Scheme == "https":
+		return nil
+	case (u.Scheme == "grpc" || u.Scheme == "grpcs") && (u.Path == "" || u.Path == "/"):
+		return nil
 	}
-	return nil
+	return fmt.Errorf("app endpoint %q must be an http:// or https:// URL, or grpc://host:port (grpcs:// with TLS) for an app that speaks gRPC", endpoint)
 }
 
 func (h *handler) applySubscription(c echo.Context) error {

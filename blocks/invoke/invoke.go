@@ -115,28 +115,48 @@ type Response struct {
 	Body   io.ReadCloser
 }
 
+// Resolve finds the target app of a call from caller within caller's
+// tenant and checks that caller may call its method: what every kind of
+// invocation (HTTP, InvokeService, gRPC proxying) does first.
+func (s *Service) Resolve(ctx context.Context, caller tenants.Principal, target, method string) (tenants.App, error) {
+	if target == "" {
+		return tenants.App{}, errNoAppID()
+	}
+	if err := tenants.ValidateAppID(target); err != nil {
+		return tenants.App{}, errInvoke(target, "invalid app id", nil)
+	}
+	if s.authorize != nil {
+		if err := s.authorize(ctx, caller, target, method); err != nil {
+			return tenants.App{}, errForbidden(caller.AppID, target, method).WithCause(err)
+		}
+	}
+	app, err := s.apps.App(ctx, caller.Tenant, target)
+	switch {
+	case errors.Is(err, tenants.ErrNotFound):
+		return tenants.App{}, errInvoke(target, "app not found", nil)
+	case err != nil:
+		return tenants.App{}, blocks.ErrUnavailable("the app registry", err)
+	case app.Endpoint == "":
+		return tenants.App{}, errInvoke(target, "the app has no endpoint registered; it can be called only through its sidecar", nil)
+	}
+	return app, nil
+}
+
+// SpeaksGRPC reports whether an app registered a gRPC endpoint
+// (grpc://host:port or grpcs://host:port).
+func SpeaksGRPC(app tenants.App) bool {
+	return strings.HasPrefix(app.Endpoint, "grpc://") || strings.HasPrefix(app.Endpoint, "grpcs://")
+}
+
 // Invoke carries c to the target app and returns its response, whatever its
 // status: an app's 4xx or 5xx is the caller's answer, not an error.
 func (s *Service) Invoke(ctx context.Context, caller tenants.Principal, c Call) (*Response, error) {
-	if c.Target == "" {
-		return nil, errNoAppID()
+	app, err := s.Resolve(ctx, caller, c.Target, c.Method)
+	if err != nil {
+		return nil, err
 	}
-	if err := tenants.ValidateAppID(c.Target); err != nil {
-		return nil, errInvoke(c.Target, "invalid app id", nil)
-	}
-	if s.authorize != nil {
-		if err := s.authorize(ctx, caller, c.Target, c.Method); err != nil {
-			return nil, errForbidden(caller.AppID, c.Target, c.Method).WithCause(err)
-		}
-	}
-	app, err := s.apps.App(ctx, caller.Tenant, c.Target)
-	switch {
-	case errors.Is(err, tenants.ErrNotFound):
-		return nil, errInvoke(c.Target, "app not found", nil)
-	case err != nil:
-		return nil, blocks.ErrUnavailable("the app registry", err)
-	case app.Endpoint == "":
-		return nil, errInvoke(c.Target, "the app has no endpoint registered; it can be called only through its sidecar", nil)
+	if SpeaksGRPC(app) {
+		return nil, errInvoke(c.Target, "the app speaks gRPC: call its services on the gateway's gRPC port with dapr-app-id metadata", nil)
 	}
 	policy := invokeresiliency.Resiliency{}.ForApp(c.Target)
 	if s.policies != nil {

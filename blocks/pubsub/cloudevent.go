@@ -188,6 +188,11 @@ func NewEnvelope(r PublishRequest) (Message, error) {
 			expiration = now.UTC().Add(ttl).Format(time.RFC3339)
 		}
 		m.ID = f.id
+		if !utf8.ValidString(m.ID) {
+			// The id as a subscriber decodes it: JSON replaced the bytes
+			// that are not UTF-8.
+			_ = json.Unmarshal(jsonString(m.ID), &m.ID)
+		}
 		m.Data = appendEnvelope(f, r, now, expiration)
 		m.ContentType = ContentTypeCloudEvent
 		return m, nil

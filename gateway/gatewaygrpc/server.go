@@ -55,6 +55,7 @@ type Server struct {
 	runtimev1.UnimplementedDaprServer
 	cfg    Config
 	logger *slog.Logger
+	conns  appConns // to apps' gRPC endpoints, for proxying
 }
 
 var _ runtimev1.DaprServer = (*Server)(nil)
@@ -67,6 +68,8 @@ func New(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("transport", "grpc")}
 	opts = append(opts,
+		grpc.ForceServerCodec(proxyCodec{}),
+		grpc.UnknownServiceHandler(s.proxy),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.ChainUnaryInterceptor(s.unaryErrors, s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.streamErrors, s.streamAuth),
