@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/blockgate/blockgate/blocks/pubsub"
+	"github.com/blockgate/blockgate/internal/lograte"
 )
 
 // Publish stores msgs in the broker, pipelined and in order, and returns
@@ -115,7 +116,8 @@ func Run(ctx context.Context, q Queue, wake <-chan struct{}, publish Publish, cf
 	if q == nil || publish == nil {
 		return errors.New("stateoutbox: Run needs a queue and a publish function")
 	}
-	r := &relay{q: q, publish: publish, cfg: cfg.withDefaults()}
+	r := &relay{q: q, publish: publish, cfg: cfg.withDefaults(),
+		queueLog: lograte.Limiter{Every: errLogEvery}, publishLog: lograte.Limiter{Every: errLogEvery}}
 	poll := time.NewTimer(r.cfg.Poll)
 	defer poll.Stop()
 	backoff := time.Duration(0)
@@ -129,7 +131,7 @@ func Run(ctx context.Context, q Queue, wake <-chan struct{}, publish Publish, cf
 			// The queue itself failed: back off without listening to wake,
 			// which could otherwise spin against a database that is down.
 			backoff = min(max(backoff*2, minBackoff), maxBackoff)
-			if sup, ok := r.queueLog.allow(time.Now()); ok {
+			if sup, ok := r.queueLog.Allow(time.Now()); ok {
 				r.cfg.Logger.Error("outbox relay cannot reach its queue; retrying", "err", res.err, "in", backoff, "suppressedFailures", sup)
 			}
 			if !sleep(ctx, backoff) {
@@ -168,7 +170,7 @@ type relay struct {
 	cfg     Config
 	// queueLog and publishLog rate-limit the two kinds of failure line;
 	// only Run's goroutine uses them.
-	queueLog, publishLog logLimiter
+	queueLog, publishLog lograte.Limiter
 }
 
 type roundResult struct {
@@ -214,7 +216,7 @@ func (r *relay) round(ctx context.Context) (res roundResult) {
 		}
 	}
 	if failed > 0 && ctx.Err() == nil {
-		if sup, ok := r.publishLog.allow(time.Now()); ok {
+		if sup, ok := r.publishLog.Allow(time.Now()); ok {
 			m := msgs[first]
 			r.cfg.Logger.Warn("outbox relay could not publish; will retry", "failed", failed, "of", len(msgs),
 				"tenant", m.Tenant, "pubsub", m.Pubsub, "topic", m.Topic, "id", m.ID, "err", errs[first],
@@ -272,19 +274,4 @@ func (r *relay) publishBatch(ctx context.Context, msgs []pubsub.Message) (errs [
 		}
 	}()
 	return r.publish(ctx, msgs)
-}
-
-// logLimiter lets one log line through per errLogEvery and counts the rest.
-type logLimiter struct {
-	last       time.Time
-	suppressed int
-}
-
-func (l *logLimiter) allow(now time.Time) (suppressed int, ok bool) {
-	if !l.last.IsZero() && now.Sub(l.last) < errLogEvery {
-		l.suppressed++
-		return 0, false
-	}
-	suppressed, l.suppressed, l.last = l.suppressed, 0, now
-	return suppressed, true
 }

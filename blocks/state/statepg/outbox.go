@@ -13,6 +13,7 @@ import (
 	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/blocks/state"
 	"github.com/blockgate/blockgate/blocks/state/stateoutbox"
+	"github.com/blockgate/blockgate/internal/lograte"
 	"github.com/blockgate/blockgate/tenants"
 )
 
@@ -133,13 +134,13 @@ func (b *Backend) listenOutbox(ctx context.Context, wake chan<- struct{}) {
 		}
 	}
 	backoff := 100 * time.Millisecond
-	var lim logLimiter
+	lim := lograte.Limiter{Every: errLogEvery}
 	for {
 		err := b.listenOnce(ctx, signal)
 		if ctx.Err() != nil {
 			return
 		}
-		if sup, ok := lim.allow(time.Now()); ok {
+		if sup, ok := lim.Allow(time.Now()); ok {
 			b.logger.Warn("outbox notifications interrupted; polling until reconnected", "err", err, "in", backoff, "suppressedFailures", sup)
 		}
 		select {

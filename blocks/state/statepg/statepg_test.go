@@ -418,29 +418,6 @@ func TestRun(t *testing.T) {
 	})
 }
 
-func TestLogLimiter(t *testing.T) {
-	var l logLimiter
-	t0 := time.Unix(1000, 0)
-	steps := []struct {
-		at             time.Duration
-		ok             bool
-		wantSuppressed int
-	}{
-		{0, true, 0},
-		{time.Second, false, 0},
-		{30 * time.Second, false, 0},
-		{errLogEvery, true, 2},
-		{errLogEvery + time.Second, false, 0},
-		{3 * errLogEvery, true, 1},
-	}
-	for _, s := range steps {
-		sup, ok := l.allow(t0.Add(s.at))
-		if ok != s.ok || sup != s.wantSuppressed {
-			t.Fatalf("at %v: allow = %d, %v; want %d, %v", s.at, sup, ok, s.wantSuppressed, s.ok)
-		}
-	}
-}
-
 func TestUnavailable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

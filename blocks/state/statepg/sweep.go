@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/blockgate/blockgate/internal/lograte"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -54,7 +55,7 @@ func (b *Backend) Run(ctx context.Context, every time.Duration) error {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var lim logLimiter
+	lim := lograte.Limiter{Every: errLogEvery}
 	for {
 		b.sweepOnce(ctx, &lim)
 		select {
@@ -65,7 +66,7 @@ func (b *Backend) Run(ctx context.Context, every time.Duration) error {
 	}
 }
 
-func (b *Backend) sweepOnce(ctx context.Context, lim *logLimiter) {
+func (b *Backend) sweepOnce(ctx context.Context, lim *lograte.Limiter) {
 	defer func() {
 		if r := recover(); r != nil {
 			b.logger.Error("state TTL sweep panicked", "panic", r, "stack", string(debug.Stack()))
@@ -77,28 +78,10 @@ func (b *Backend) sweepOnce(ctx context.Context, lim *logLimiter) {
 	case err != nil && ctx.Err() != nil:
 		// Shutting down: not a failure.
 	case err != nil:
-		if suppressed, ok := lim.allow(time.Now()); ok {
+		if suppressed, ok := lim.Allow(time.Now()); ok {
 			b.logger.Error("state TTL sweep failed", "err", err, "deleted", n, "suppressedFailures", suppressed)
 		}
 	case n > 0:
 		b.logger.Debug("state TTL sweep", "deleted", n, "took", time.Since(start))
 	}
-}
-
-// logLimiter lets one log line through per errLogEvery and counts the rest.
-// It is used by one goroutine.
-type logLimiter struct {
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether to log now, and how many lines were held back since
-// the last one.
-func (l *logLimiter) allow(now time.Time) (suppressed int, ok bool) {
-	if !l.last.IsZero() && now.Sub(l.last) < errLogEvery {
-		l.suppressed++
-		return 0, false
-	}
-	suppressed, l.suppressed, l.last = l.suppressed, 0, now
-	return suppressed, true
 }
