@@ -88,10 +88,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/blockgate/blockgate/bench/benchkit"
@@ -151,17 +149,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, cfg)
-	interrupted := ctx.Err() != nil // before stop, which cancels ctx
-	stop()
-	if err != nil {
-		if interrupted {
-			err = fmt.Errorf("interrupted (%w)", err)
-		}
-		fmt.Fprintln(os.Stderr, "pubsubbench:", err)
-		os.Exit(1)
-	}
+	benchkit.Main("pubsubbench", func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 func (c *config) validate() error {

@@ -58,8 +58,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/blockgate/blockgate/bench/benchkit"
@@ -108,17 +106,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, cfg)
-	interrupted := ctx.Err() != nil // before stop, which cancels ctx
-	stop()
-	if err != nil {
-		if interrupted {
-			err = fmt.Errorf("interrupted (%w)", err)
-		}
-		fmt.Fprintln(os.Stderr, "statebench:", err)
-		os.Exit(1)
-	}
+	benchkit.Main("statebench", func(ctx context.Context) error { return run(ctx, cfg) })
 }
 
 func (c *config) validate() error {
