@@ -28,6 +28,9 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 	tenant := fs.String("tenant", "", "tenant name")
 	app := fs.String("app", "", "app id")
 	endpoint := fs.String("endpoint", "", "the app's base URL, for calls from the gateway to the app")
+	healthPath := fs.String("path", "", "health check path, e.g. /healthz (empty: no checks)")
+	interval := fs.Duration("interval", 0, "health check interval (default 5s)")
+	threshold := fs.Int("threshold", 0, "failed checks in a row that make an instance unhealthy (default 3)")
 	appToken := fs.String("app-token", "", "token the gateway sends to the app's endpoint as dapr-api-token (daprd's APP_API_TOKEN)")
 	ttl := fs.Duration("ttl", 0, "token lifetime, e.g. 24h (default 24h, at most 720h)")
 	file := fs.String("f", "", "component or subscription file (YAML or JSON), - for standard input")
@@ -130,6 +133,42 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 			}
 			tw.Flush()
 		})
+	case "app add-instance":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if err := need(2, "an app id and an instance id"); err != nil {
+			return err
+		}
+		if err := c.AddInstance(ctx, *tenant, pos[0], pos[1], *endpoint); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "instance %s of app %s at %s\n", pos[1], pos[0], *endpoint)
+		return nil
+	case "app remove-instance":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if err := need(2, "an app id and an instance id"); err != nil {
+			return err
+		}
+		if err := c.RemoveInstance(ctx, *tenant, pos[0], pos[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "instance %s of app %s removed\n", pos[1], pos[0])
+		return nil
+	case "app health":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if err := need(1, "one app id"); err != nil {
+			return err
+		}
+		if err := c.SetHealth(ctx, *tenant, pos[0], *healthPath, *interval, *threshold); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "health check of app %s set\n", pos[0])
+		return nil
 	case "app delete":
 		if err := needTenant(); err != nil {
 			return err

@@ -79,6 +79,9 @@ Administer (BLOCKGATE_ADMIN_URL, BLOCKGATE_ADMIN_TOKEN):
   blockgate tenant limits NAME --pubsub-max-bytes SIZE
   blockgate app create --tenant NAME APP_ID [--endpoint URL [--app-token TOKEN]]
   blockgate app list --tenant NAME
+  blockgate app add-instance --tenant NAME APP_ID INSTANCE_ID --endpoint URL
+  blockgate app remove-instance --tenant NAME APP_ID INSTANCE_ID
+  blockgate app health --tenant NAME APP_ID --path /healthz [--interval 5s] [--threshold 3]
   blockgate app delete --tenant NAME APP_ID
   blockgate token issue --tenant NAME --app APP_ID [--ttl DURATION]
   blockgate token list --tenant NAME

@@ -38,6 +38,9 @@ type HandlerConfig struct {
 //	POST   /v1/tenants/{tenant}/apps                 {"appId", "endpoint", "appToken"}
 //	GET    /v1/tenants/{tenant}/apps
 //	DELETE /v1/tenants/{tenant}/apps/{app}
+//	PUT    /v1/tenants/{tenant}/apps/{app}/instances/{id}  {"endpoint"}
+//	DELETE /v1/tenants/{tenant}/apps/{app}/instances/{id}
+//	PUT    /v1/tenants/{tenant}/apps/{app}/health    {"path", "interval": "5s", "threshold": 3}
 //	POST   /v1/tenants/{tenant}/tokens               {"appId", "ttl": "24h"}
 //	GET    /v1/tenants/{tenant}/tokens
 //	POST   /v1/tokens/{id}/revoke
@@ -75,6 +78,9 @@ func Handler(svc *Service, cfg HandlerConfig) http.Handler {
 	e.POST("/v1/tenants/:tenant/apps", h.createApp)
 	e.GET("/v1/tenants/:tenant/apps", h.listApps)
 	e.DELETE("/v1/tenants/:tenant/apps/:app", h.deleteApp)
+	e.PUT("/v1/tenants/:tenant/apps/:app/instances/:id", h.addInstance)
+	e.DELETE("/v1/tenants/:tenant/apps/:app/instances/:id", h.removeInstance)
+	e.PUT("/v1/tenants/:tenant/apps/:app/health", h.setHealth)
 	e.POST("/v1/tenants/:tenant/tokens", h.issueToken)
 	e.GET("/v1/tenants/:tenant/tokens", h.listTokens)
 	e.POST("/v1/tokens/:id/revoke", h.revokeToken)
@@ -414,6 +420,50 @@ func (h *handler) listResiliencies(c echo.Context) error {
 
 func (h *handler) deleteResiliency(c echo.Context) error {
 	if err := h.svc.DeleteResiliency(c.Request().Context(), c.Param("tenant"), c.Param("name")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (h *handler) addInstance(c echo.Context) error {
+	var req struct {
+		Endpoint string `json:"endpoint"`
+	}
+	if err := h.decode(c, &req); err != nil {
+		return err
+	}
+	if err := h.svc.AddInstance(c.Request().Context(), c.Param("tenant"), c.Param("app"), c.Param("id"), req.Endpoint); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (h *handler) removeInstance(c echo.Context) error {
+	if err := h.svc.RemoveInstance(c.Request().Context(), c.Param("tenant"), c.Param("app"), c.Param("id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (h *handler) setHealth(c echo.Context) error {
+	var req struct {
+		Path      string `json:"path"`
+		Interval  string `json:"interval"`
+		Threshold int    `json:"threshold"`
+	}
+	if err := h.decode(c, &req); err != nil {
+		return err
+	}
+	var interval time.Duration
+	if req.Interval != "" {
+		d, err := time.ParseDuration(req.Interval)
+		if err != nil {
+			return invalid(fmt.Errorf("interval %q is not a duration like 5s", req.Interval))
+		}
+		interval = d
+	}
+	hc := tenants.HealthCheck{Path: req.Path, Interval: interval, Threshold: req.Threshold}
+	if err := h.svc.SetHealth(c.Request().Context(), c.Param("tenant"), c.Param("app"), hc); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

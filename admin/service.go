@@ -159,6 +159,57 @@ func (s *Service) Apps(ctx context.Context, tenant string) ([]tenants.App, error
 	return s.registry.Apps(ctx, id)
 }
 
+// AddInstance registers (or moves) a further instance of an app.
+func (s *Service) AddInstance(ctx context.Context, tenant, appID, id, endpoint string) error {
+	tid, err := tenants.ParseID(tenant)
+	if err != nil {
+		return invalid(err)
+	}
+	if err := tenants.ValidateAppID(id); err != nil {
+		return invalid(fmt.Errorf("instance id: %w", err))
+	}
+	if endpoint == "" {
+		return invalid(fmt.Errorf("an instance needs an endpoint"))
+	}
+	if err := validateEndpoint(endpoint); err != nil {
+		return invalid(err)
+	}
+	return s.registry.AddInstance(ctx, tid, appID, tenants.Instance{ID: id, Endpoint: endpoint})
+}
+
+// RemoveInstance removes an instance of an app.
+func (s *Service) RemoveInstance(ctx context.Context, tenant, appID, id string) error {
+	tid, err := tenants.ParseID(tenant)
+	if err != nil {
+		return invalid(err)
+	}
+	return s.registry.RemoveInstance(ctx, tid, appID, id)
+}
+
+// SetHealth sets how the gateway checks an app's instances; an empty path
+// turns the checks off.
+func (s *Service) SetHealth(ctx context.Context, tenant, appID string, h tenants.HealthCheck) error {
+	tid, err := tenants.ParseID(tenant)
+	if err != nil {
+		return invalid(err)
+	}
+	if h.Interval == 0 {
+		h.Interval = 5 * time.Second
+	}
+	if h.Threshold == 0 {
+		h.Threshold = 3
+	}
+	switch {
+	case h.Path != "" && !strings.HasPrefix(h.Path, "/"):
+		return invalid(fmt.Errorf("health path %q must start with /", h.Path))
+	case h.Interval < 100*time.Millisecond || h.Interval > time.Hour:
+		return invalid(fmt.Errorf("health interval %s is out of range: use 100ms to 1h", h.Interval))
+	case h.Threshold < 1 || h.Threshold > 100:
+		return invalid(fmt.Errorf("health threshold %d is out of range: use 1 to 100", h.Threshold))
+	}
+	return s.registry.SetHealth(ctx, tid, appID, h)
+}
+
 // DeleteApp removes an app and revokes its tokens.
 func (s *Service) DeleteApp(ctx context.Context, tenant, appID string) error {
 	id, err := tenants.ParseID(tenant)

@@ -67,6 +67,7 @@ type node struct {
 	deliveries *deliveries
 	apps       *tenants.AppCache
 	resilience *resiliencies
+	health     *instances
 	invoke     *invoke.Service
 	metadata   *metadata.Service
 }
@@ -182,7 +183,8 @@ func (n *node) start(ctx context.Context) error {
 	n.deliveries = newDeliveries(n.registry, n.pubsub, log)
 	n.apps = tenants.NewAppCache(n.registry.App, 30*time.Second)
 	n.resilience = newResiliencies(n.registry)
-	n.invoke = invoke.NewService(invoke.Config{Apps: n.apps, Policies: n.resilience.Policy, Logger: log})
+	n.health = newInstances(n.registry, log)
+	n.invoke = invoke.NewService(invoke.Config{Apps: n.apps, Policies: n.resilience.Policy, Balancer: n.health, Logger: log})
 	n.metadata = metadata.NewService(n.comps, n.registry, n.capabilities, n.pubsub.Active, n.cfg.Version)
 	return nil
 }
@@ -259,6 +261,7 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 		n.resilience.Invalidate(c.Tenant)
 	case "app":
 		n.apps.Invalidate(c.Tenant)
+		n.health.Changed()
 		n.refreshAuth(ctx, false)
 		n.deliveries.Changed()
 	case "limits":

@@ -108,6 +108,7 @@ func (n *node) serve(ctx context.Context) error {
 	loops.Go(func() error { return n.statepg.Run(loopCtx, 10*time.Second) })
 	loops.Go(func() error { return n.statepg.RunRelay(loopCtx, n.broker.PublishBatch) })
 	loops.Go(func() error { return n.deliveries.Run(loopCtx) })
+	loops.Go(func() error { return n.health.Run(loopCtx) })
 
 	servers, sctx := errgroup.WithContext(ctx)
 	servers.Go(func() error { return serveHTTP(httpSrv, lHTTP) })

@@ -73,8 +73,39 @@ type App struct {
 	// AppToken is sent to the endpoint as dapr-api-token with every call
 	// the gateway makes to the app (daprd's APP_API_TOKEN); empty for none.
 	// It is never shown by the admin API.
-	AppToken  string    `json:"-"`
-	CreatedAt time.Time `json:"createdAt"`
+	AppToken string `json:"-"`
+	// Instances are the app's further instances, beside Endpoint.
+	Instances []Instance `json:"instances,omitempty"`
+	// Health is how the gateway checks the instances; no Path, no checks.
+	Health    HealthCheck `json:"health"`
+	CreatedAt time.Time   `json:"createdAt"`
+}
+
+// Instance is one running copy of an app, reachable at Endpoint.
+type Instance struct {
+	ID       string `json:"id"`
+	Endpoint string `json:"endpoint"`
+}
+
+// HealthCheck says how to probe an app's instances: GET Path on each
+// every Interval; Threshold failures in a row make an instance unhealthy,
+// one success healthy again.
+type HealthCheck struct {
+	Path      string        `json:"path,omitempty"`
+	Interval  time.Duration `json:"interval,omitempty"`
+	Threshold int           `json:"threshold,omitempty"`
+}
+
+// Endpoints lists every instance endpoint of the app: Endpoint first.
+func (a App) Endpoints() []string {
+	var out []string
+	if a.Endpoint != "" {
+		out = append(out, a.Endpoint)
+	}
+	for _, in := range a.Instances {
+		out = append(out, in.Endpoint)
+	}
+	return out
 }
 
 // Principal is who a request acts for, as established by authentication.

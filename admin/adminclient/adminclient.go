@@ -255,3 +255,24 @@ func (c *Client) Resiliencies(ctx context.Context, tenant string) ([]Resiliency,
 func (c *Client) DeleteResiliency(ctx context.Context, tenant, name string) error {
 	return c.doJSON(ctx, http.MethodDelete, "/v1/tenants/"+esc(tenant)+"/resiliencies/"+esc(name), nil, nil)
 }
+
+// AddInstance registers a further instance of an app.
+func (c *Client) AddInstance(ctx context.Context, tenant, appID, id, endpoint string) error {
+	return c.doJSON(ctx, http.MethodPut, "/v1/tenants/"+esc(tenant)+"/apps/"+esc(appID)+"/instances/"+esc(id),
+		map[string]string{"endpoint": endpoint}, nil)
+}
+
+// RemoveInstance removes an instance of an app.
+func (c *Client) RemoveInstance(ctx context.Context, tenant, appID, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/v1/tenants/"+esc(tenant)+"/apps/"+esc(appID)+"/instances/"+esc(id), nil, nil)
+}
+
+// SetHealth sets an app's health check; interval 0 and threshold 0 take the
+// defaults (5s, 3).
+func (c *Client) SetHealth(ctx context.Context, tenant, appID, path string, interval time.Duration, threshold int) error {
+	req := map[string]any{"path": path, "threshold": threshold}
+	if interval > 0 {
+		req["interval"] = interval.String()
+	}
+	return c.doJSON(ctx, http.MethodPut, "/v1/tenants/"+esc(tenant)+"/apps/"+esc(appID)+"/health", req, nil)
+}

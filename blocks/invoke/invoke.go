@@ -38,6 +38,12 @@ type Apps interface {
 // tenant's Resiliency resources in the caller's scope, for the target app.
 type Policies func(ctx context.Context, caller tenants.Principal, target string) (invokeresiliency.Policy, error)
 
+// Balancer picks the instance endpoint a call to app goes to; ok is false
+// when no instance may take calls (all unhealthy).
+type Balancer interface {
+	Pick(app tenants.App) (endpoint string, ok bool)
+}
+
 // Authorize decides whether caller may invoke target's method; a non-nil
 // error refuses the call with 403. nil allows every call within a tenant.
 type Authorize func(ctx context.Context, caller tenants.Principal, target, method string) error
@@ -48,6 +54,7 @@ type Service struct {
 	client    *http.Client
 	authorize Authorize
 	policies  Policies
+	balancer  Balancer
 	logger    *slog.Logger
 }
 
@@ -63,6 +70,9 @@ type Config struct {
 	// nil means the built-in defaults (retries only of calls that never
 	// reached the app).
 	Policies Policies
+	// Balancer picks among an app's instances; nil always takes the app's
+	// first endpoint.
+	Balancer Balancer
 	Logger   *slog.Logger
 }
 
@@ -85,6 +95,7 @@ func NewService(cfg Config) *Service {
 		client:    &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		authorize: cfg.Authorize,
 		policies:  cfg.Policies,
+		balancer:  cfg.Balancer,
 		logger:    cfg.Logger.With("block", "invoke"),
 	}
 }
@@ -136,8 +147,18 @@ func (s *Service) Resolve(ctx context.Context, caller tenants.Principal, target,
 		return tenants.App{}, errInvoke(target, "app not found", nil)
 	case err != nil:
 		return tenants.App{}, blocks.ErrUnavailable("the app registry", err)
-	case app.Endpoint == "":
+	case len(app.Endpoints()) == 0:
 		return tenants.App{}, errInvoke(target, "the app has no endpoint registered; it can be called only through its sidecar", nil)
+	}
+	if s.balancer != nil {
+		ep, ok := s.balancer.Pick(app)
+		if !ok {
+			return tenants.App{}, blocks.New(blocks.Unavailable, http.StatusServiceUnavailable, "ERR_DIRECT_INVOKE",
+				"failed to invoke, id: %s, err: no healthy instance of the app", target)
+		}
+		app.Endpoint = ep // the instance this call goes to
+	} else if app.Endpoint == "" {
+		app.Endpoint = app.Endpoints()[0]
 	}
 	return app, nil
 }

@@ -204,8 +204,16 @@ func (r *Registry) Apps(ctx context.Context, tenant tenants.ID) ([]tenants.App, 
 func (r *Registry) App(ctx context.Context, tenant tenants.ID, appID string) (tenants.App, error) {
 	a := tenants.App{Tenant: tenant, ID: appID}
 	err := r.tenant(ctx, tenant, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, "SELECT endpoint, app_token, created_at FROM apps WHERE tenant_id = $1 AND app_id = $2",
-			string(tenant), appID).Scan(&a.Endpoint, &a.AppToken, &a.CreatedAt)
+		var intervalMS int64
+		err := tx.QueryRow(ctx, `SELECT endpoint, app_token, created_at, health_path, health_interval_ms, health_threshold
+			FROM apps WHERE tenant_id = $1 AND app_id = $2`, string(tenant), appID).
+			Scan(&a.Endpoint, &a.AppToken, &a.CreatedAt, &a.Health.Path, &intervalMS, &a.Health.Threshold)
+		if err != nil {
+			return err
+		}
+		a.Health.Interval = time.Duration(intervalMS) * time.Millisecond
+		a.Instances, err = instances(ctx, tx, tenant, appID)
+		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, fmt.Errorf("app %s in tenant %s: %w", appID, tenant, tenants.ErrNotFound)
@@ -428,6 +436,82 @@ func (r *Registry) AppMetadata(ctx context.Context, tenant tenants.ID, appID str
 		var k, v string
 		_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error { out[k] = v; return nil })
 		return err
+	})
+	return out, err
+}
+
+func instances(ctx context.Context, tx pgx.Tx, tenant tenants.ID, appID string) ([]tenants.Instance, error) {
+	rows, err := tx.Query(ctx, "SELECT id, endpoint FROM app_instances WHERE tenant_id = $1 AND app_id = $2 ORDER BY id",
+		string(tenant), appID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[tenants.Instance])
+}
+
+// AddInstance registers a further instance of an app.
+func (r *Registry) AddInstance(ctx context.Context, tenant tenants.ID, appID string, in tenants.Instance) error {
+	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
+		_, err := tx.Exec(ctx, `INSERT INTO app_instances (tenant_id, app_id, id, endpoint) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (tenant_id, app_id, id) DO UPDATE SET endpoint = EXCLUDED.endpoint`,
+			string(tenant), appID, in.ID, in.Endpoint)
+		return []Change{{Kind: "app", Tenant: tenant, ID: appID}}, err
+	})
+	if isForeignKeyViolation(err) {
+		return fmt.Errorf("app %s in tenant %s: %w", appID, tenant, tenants.ErrNotFound)
+	}
+	return err
+}
+
+// RemoveInstance removes an instance of an app.
+func (r *Registry) RemoveInstance(ctx context.Context, tenant tenants.ID, appID, id string) error {
+	return r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
+		tag, err := tx.Exec(ctx, "DELETE FROM app_instances WHERE tenant_id = $1 AND app_id = $2 AND id = $3", string(tenant), appID, id)
+		if err == nil && tag.RowsAffected() == 0 {
+			err = fmt.Errorf("instance %s of app %s: %w", id, appID, tenants.ErrNotFound)
+		}
+		return []Change{{Kind: "app", Tenant: tenant, ID: appID}}, err
+	})
+}
+
+// SetHealth replaces an app's health check.
+func (r *Registry) SetHealth(ctx context.Context, tenant tenants.ID, appID string, h tenants.HealthCheck) error {
+	return r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
+		tag, err := tx.Exec(ctx, `UPDATE apps SET health_path = $3, health_interval_ms = $4, health_threshold = $5
+			WHERE tenant_id = $1 AND app_id = $2`, string(tenant), appID, h.Path, h.Interval.Milliseconds(), h.Threshold)
+		if err == nil && tag.RowsAffected() == 0 {
+			err = fmt.Errorf("app %s in tenant %s: %w", appID, tenant, tenants.ErrNotFound)
+		}
+		return []Change{{Kind: "app", Tenant: tenant, ID: appID}}, err
+	})
+}
+
+// CheckedApps lists every tenant's apps that have a health check, with
+// their instances: what the gateway's health checker probes.
+func (r *Registry) CheckedApps(ctx context.Context) ([]tenants.App, error) {
+	var out []tenants.App
+	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
+		rows, err := tx.Query(ctx, `SELECT tenant_id, app_id, endpoint, health_path, health_interval_ms, health_threshold
+			FROM apps WHERE health_path <> '' ORDER BY tenant_id, app_id`)
+		if err != nil {
+			return nil, err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (tenants.App, error) {
+			var a tenants.App
+			var ms int64
+			err := row.Scan(&a.Tenant, &a.ID, &a.Endpoint, &a.Health.Path, &ms, &a.Health.Threshold)
+			a.Health.Interval = time.Duration(ms) * time.Millisecond
+			return a, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i := range out {
+			if out[i].Instances, err = instances(ctx, tx, out[i].Tenant, out[i].ID); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
 	})
 	return out, err
 }
