@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -156,7 +157,9 @@ func TestInvokeTenantIsolation(t *testing.T) {
 	}
 }
 
-// TestInvokeLargeBody streams a 64 MiB body through the gateway and back.
+// TestInvokeLargeBody streams a 100 MiB body through the gateway and checks
+// that the gateway's peak memory grows by far less than the body: the body
+// is streamed, never buffered.
 func TestInvokeLargeBody(t *testing.T) {
 	g := sharedGateway(t)
 	ctx := t.Context()
@@ -170,7 +173,8 @@ func TestInvokeLargeBody(t *testing.T) {
 	a.CreateApp(ctx, "big", "sink", sink.URL)
 	a.CreateApp(ctx, "big", "src", "")
 	tok, _ := a.IssueToken(ctx, "big", "src", time.Hour)
-	const size = 64 << 20
+	const size = 100 << 20
+	before, peak := memoryOf(t, g)
 	req, _ := http.NewRequestWithContext(ctx, "POST", g.httpURL()+"/v1.0/invoke/sink/method/upload", io.LimitReader(zeros{}, size))
 	req.ContentLength = size
 	req.Header.Set("dapr-api-token", tok.Text)
@@ -183,6 +187,38 @@ func TestInvokeLargeBody(t *testing.T) {
 	if resp.StatusCode != 200 || string(b) != fmt.Sprint(size) {
 		t.Fatalf("large body: %d %s", resp.StatusCode, b)
 	}
+	if grew := peak() - before; grew > 32<<20 {
+		t.Fatalf("the gateway's peak memory grew by %d MiB while a %d MiB body went through", grew>>20, size>>20)
+	} else {
+		t.Logf("peak memory grew by %.1f MiB for a %d MiB body", float64(grew)/(1<<20), size>>20)
+	}
+}
+
+// memoryOf returns g's resident memory now, and a function that reads its
+// peak resident memory since now (Linux: /proc/PID/status, with the peak
+// reset through clear_refs).
+func memoryOf(t *testing.T, g *gateway) (int64, func() int64) {
+	t.Helper()
+	pid := g.cmd.Process.Pid
+	read := func(field string) int64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatalf("reading the gateway's memory: %v", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, field+":"); ok {
+				var kb int64
+				fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+				return kb << 10
+			}
+		}
+		t.Fatalf("no %s in /proc/%d/status", field, pid)
+		return 0
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		t.Fatalf("resetting the gateway's peak memory: %v", err)
+	}
+	return read("VmRSS"), func() int64 { return read("VmHWM") }
 }
 
 type zeros struct{}
