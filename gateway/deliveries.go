@@ -24,6 +24,9 @@ import (
 // /dapr/subscribe. Every node runs all of them; the broker's competing
 // consumers share the messages between nodes.
 type deliveries struct {
+	// pick chooses the instance of an app a delivery goes to, the same
+	// way service invocation does (healthy instances, round robin).
+	pick     func(tenants.App) (string, bool)
 	registry *tenantspg.Registry
 	pubsub   *pubsub.Service
 	pusher   *pubsubpush.Pusher
@@ -56,9 +59,9 @@ type runningDelivery struct {
 	done        chan struct{}
 }
 
-func newDeliveries(reg *tenantspg.Registry, svc *pubsub.Service, logger *slog.Logger) *deliveries {
+func newDeliveries(reg *tenantspg.Registry, svc *pubsub.Service, pick func(tenants.App) (string, bool), logger *slog.Logger) *deliveries {
 	return &deliveries{
-		registry: reg, pubsub: svc,
+		registry: reg, pubsub: svc, pick: pick,
 		pusher:     pubsubpush.New(nil, time.Minute),
 		client:     &http.Client{Timeout: 5 * time.Second},
 		logger:     logger.With("component", "deliveries"),
@@ -217,8 +220,11 @@ func (d *deliveries) desired(ctx context.Context) (map[string]desired, error) {
 		}
 		want[id] = desired{
 			sub: pubsub.Subscriber{Tenant: a.Tenant, AppID: a.ID, Sub: s, Origin: origin,
-				Sink: pubsubpush.Sink{Pusher: d.pusher, Endpoint: a.Endpoint, AppToken: a.AppToken}},
-			endpoint: a.Endpoint,
+				Sink: pubsubpush.Sink{Pusher: d.pusher, Endpoint: a.Endpoint, AppToken: a.AppToken,
+					Pick: func() (string, bool) { return d.pick(a) }}},
+			// Every instance and the health check are part of the delivery:
+			// a change restarts it with the new list.
+			endpoint: strings.Join(a.Endpoints(), " ") + " " + a.Health.Path,
 			appToken: a.AppToken,
 		}
 	}

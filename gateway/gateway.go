@@ -180,10 +180,10 @@ func (n *node) start(ctx context.Context) error {
 	}
 	n.broker = broker
 	n.pubsub = pubsub.NewService(n.comps, broker, log)
-	n.deliveries = newDeliveries(n.registry, n.pubsub, log)
+	n.health = newInstances(n.registry, log)
+	n.deliveries = newDeliveries(n.registry, n.pubsub, n.health.Pick, log)
 	n.apps = tenants.NewAppCache(n.registry.App, 30*time.Second)
 	n.resilience = newResiliencies(n.registry)
-	n.health = newInstances(n.registry, log)
 	n.invoke = invoke.NewService(invoke.Config{Apps: n.apps, Policies: n.resilience.Policy, Balancer: n.health, Logger: log})
 	n.metadata = metadata.NewService(n.comps, n.registry, n.capabilities, n.pubsub.Active, n.cfg.Version)
 	return nil

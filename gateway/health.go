@@ -91,8 +91,8 @@ func (in *instances) Run(ctx context.Context) error {
 	var loaded time.Time
 	for {
 		if time.Since(loaded) > 10*time.Second {
-			if list, err := in.registry.CheckedApps(ctx); err == nil {
-				apps, loaded = list, time.Now()
+			if list, err := in.registry.AppsWithEndpoints(ctx); err == nil {
+				apps, loaded = checked(list), time.Now()
 			} else if ctx.Err() == nil {
 				in.logger.Warn("listing apps to health-check failed; keeping the last list", "err", err)
 			}
@@ -168,4 +168,15 @@ func (in *instances) record(a tenants.App, endpoint, k string, ok bool) {
 	if st.healthy != was {
 		in.logger.Info("app instance health changed", "tenant", a.Tenant, "app_id", a.ID, "endpoint", endpoint, "healthy", st.healthy)
 	}
+}
+
+// checked keeps the apps that have a health check.
+func checked(apps []tenants.App) []tenants.App {
+	out := apps[:0]
+	for _, a := range apps {
+		if a.Health.Path != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }

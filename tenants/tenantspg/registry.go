@@ -486,20 +486,21 @@ func (r *Registry) SetHealth(ctx context.Context, tenant tenants.ID, appID strin
 	})
 }
 
-// CheckedApps lists every tenant's apps that have a health check, with
-// their instances: what the gateway's health checker probes.
-func (r *Registry) CheckedApps(ctx context.Context) ([]tenants.App, error) {
+// AppsWithEndpoints lists every tenant's apps that registered an endpoint
+// (the ones the gateway can call), with their instances and health checks.
+func (r *Registry) AppsWithEndpoints(ctx context.Context) ([]tenants.App, error) {
 	var out []tenants.App
 	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
-		rows, err := tx.Query(ctx, `SELECT tenant_id, app_id, endpoint, health_path, health_interval_ms, health_threshold
-			FROM apps WHERE health_path <> '' ORDER BY tenant_id, app_id`)
+		rows, err := tx.Query(ctx, `SELECT tenant_id, app_id, endpoint, app_token, created_at,
+				health_path, health_interval_ms, health_threshold
+			FROM apps WHERE endpoint <> '' ORDER BY tenant_id, app_id`)
 		if err != nil {
 			return nil, err
 		}
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (tenants.App, error) {
 			var a tenants.App
 			var ms int64
-			err := row.Scan(&a.Tenant, &a.ID, &a.Endpoint, &a.Health.Path, &ms, &a.Health.Threshold)
+			err := row.Scan(&a.Tenant, &a.ID, &a.Endpoint, &a.AppToken, &a.CreatedAt, &a.Health.Path, &ms, &a.Health.Threshold)
 			a.Health.Interval = time.Duration(ms) * time.Millisecond
 			return a, err
 		})
@@ -512,26 +513,6 @@ func (r *Registry) CheckedApps(ctx context.Context) ([]tenants.App, error) {
 			}
 		}
 		return nil, nil
-	})
-	return out, err
-}
-
-// AppsWithEndpoints lists every tenant's apps that registered an endpoint:
-// the ones the gateway can deliver to.
-func (r *Registry) AppsWithEndpoints(ctx context.Context) ([]tenants.App, error) {
-	var out []tenants.App
-	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
-		rows, err := tx.Query(ctx, `SELECT tenant_id, app_id, endpoint, app_token, created_at FROM apps
-			WHERE endpoint <> '' ORDER BY tenant_id, app_id`)
-		if err != nil {
-			return nil, err
-		}
-		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (tenants.App, error) {
-			var a tenants.App
-			err := row.Scan(&a.Tenant, &a.ID, &a.Endpoint, &a.AppToken, &a.CreatedAt)
-			return a, err
-		})
-		return nil, err
 	})
 	return out, err
 }

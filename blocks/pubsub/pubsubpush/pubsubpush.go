@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -161,18 +162,36 @@ func (p *Pusher) PushBulk(ctx context.Context, r Request, ids []string) (map[str
 type Sink struct {
 	Pusher   *Pusher
 	Endpoint string
+	// Pick, when set, chooses the endpoint of each delivery among the
+	// app's healthy instances instead of Endpoint; ok false means none is
+	// healthy, and the delivery is retried later.
+	Pick func() (endpoint string, ok bool)
 	// AppToken, when set, goes to the app as dapr-api-token.
 	AppToken string
 }
 
 var _ pubsub.Sink = Sink{}
 
+var errNoInstance = errors.New("no healthy instance of the app")
+
+// endpoint is where the next delivery goes.
+func (s Sink) endpoint() (string, bool) {
+	if s.Pick != nil {
+		return s.Pick()
+	}
+	return s.Endpoint, s.Endpoint != ""
+}
+
 // Deliver implements pubsub.Sink: the CloudEvent goes as
 // application/cloudevents+json, a raw payload with its own content type,
 // to the route under the app's endpoint.
 func (s Sink) Deliver(ctx context.Context, d pubsub.Delivered) (pubsub.Verdict, error) {
+	endpoint, ok := s.endpoint()
+	if !ok {
+		return pubsub.Retry, errNoInstance
+	}
 	r := Request{
-		URL:         strings.TrimRight(s.Endpoint, "/") + "/" + strings.TrimLeft(d.Path, "/"),
+		URL:         strings.TrimRight(endpoint, "/") + "/" + strings.TrimLeft(d.Path, "/"),
 		Body:        d.Message.Data,
 		ContentType: d.Message.ContentType,
 		Header:      http.Header{},
@@ -207,6 +226,13 @@ type bulkEntry struct {
 // entry id.
 func (s Sink) DeliverBulk(ctx context.Context, ds []pubsub.Delivered) ([]pubsub.Verdict, error) {
 	out := make([]pubsub.Verdict, len(ds))
+	endpoint, ok := s.endpoint()
+	if !ok {
+		for i := range out {
+			out[i] = pubsub.Retry
+		}
+		return out, errNoInstance
+	}
 	byPath := map[string][]int{}
 	var order []string
 	for i, d := range ds {
@@ -238,7 +264,7 @@ func (s Sink) DeliverBulk(ctx context.Context, ds []pubsub.Delivered) ([]pubsub.
 			return nil, err
 		}
 		r := Request{
-			URL:         strings.TrimRight(s.Endpoint, "/") + "/" + strings.TrimLeft(path, "/"),
+			URL:         strings.TrimRight(endpoint, "/") + "/" + strings.TrimLeft(path, "/"),
 			Body:        body,
 			ContentType: "application/json",
 			Header:      http.Header{},
