@@ -61,6 +61,8 @@ bench: build
 		-json bin/statebench.json $(STATEBENCH_FLAGS)
 	$(GO) run ./bench/pubsubbench -bin bin/blockgate -duration 5s -publishers 16 -batch 100 -rate 1000 -rounds 3 \
 		-json bin/pubsubbench.json $(PUBSUBBENCH_FLAGS)
+	$(GO) run ./bench/invokebench -bin bin/blockgate -rate 1000 -duration 30s \
+		-json bin/invokebench.json $(INVOKEBENCH_FLAGS)
 
 lint:
 	$(GO) vet ./...

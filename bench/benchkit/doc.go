@@ -1,8 +1,10 @@
 // Package benchkit is what the load benchmarks under bench/ share: a private
 // Postgres and a real blockgate process to measure (Rig, Gateway), a
 // closed-loop load driver with exact latency percentiles (Closed,
-// Percentile), CPU accounting by process from /proc (CPUMeter), and the
-// pieces of their reports (Stats, medians, the CPU table, number formats).
+// Percentile), an open-loop one at a fixed rate that measures from each
+// request's scheduled time (Open), CPU accounting by process from /proc
+// (CPUMeter), and the pieces of their reports (Stats, medians, the CPU
+// table, number formats).
 //
 // The benchmarks compare the gateway with a baseline measured by the same
 // command on the same machine, alternating the two sides, so the package is

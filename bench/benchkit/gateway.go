@@ -256,3 +256,9 @@ func FreePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// AdminURL is the base URL of the admin API (http://host:port).
+func (g *Gateway) AdminURL() string { return g.env["BLOCKGATE_ADMIN_URL"] }
+
+// AdminToken is the platform admin token.
+func (g *Gateway) AdminToken() string { return g.env["BLOCKGATE_ADMIN_TOKEN"] }
