@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/blockgate/blockgate/internal/syncbuf"
 
 	"github.com/blockgate/blockgate/admin/adminclient"
 )
@@ -54,26 +55,9 @@ type gateway struct {
 	dataDir string
 	env     map[string]string
 	cmd     *exec.Cmd
-	logs    *syncBuffer
+	logs    *syncbuf.Buffer
 	exited  chan struct{}
 	waitErr error
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // worldDir makes a temporary directory that the unprivileged user running
@@ -123,7 +107,7 @@ func startGateway(dataDir string, extra ...string) (*gateway, error) {
 	}
 	args := append([]string{"serve", "--dev", "--data-dir", dataDir, "--host", "127.0.0.1",
 		"--http-port", "0", "--grpc-port", "0", "--admin-port", "0", "--metrics-port", "0", "--nats-port", "0"}, extra...)
-	g := &gateway{dataDir: dataDir, logs: &syncBuffer{}, exited: make(chan struct{})}
+	g := &gateway{dataDir: dataDir, logs: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	g.cmd = exec.Command(filepath.Join(binDir, "blockgate"), args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	g.cmd.Env = cleanEnv()

@@ -71,7 +71,11 @@ func Closed(ctx context.Context, workers int, d time.Duration, meter *CPUMeter, 
 	if err := g.Wait(); err != nil {
 		return Sample{}, err
 	}
-	after := meter.Sample()
+	return newSample(before, meter.Sample(), begin, ends, lats, ops), nil
+}
+
+// newSample gathers what the workers of one phase recorded.
+func newSample(before, after CPUSample, begin time.Time, ends []time.Time, lats [][]time.Duration, ops []int) Sample {
 	var s Sample
 	s.CPU, s.CPUOK = before.Until(after)
 	s.Elapsed = slices.MaxFunc(ends, time.Time.Compare).Sub(begin)
@@ -80,7 +84,7 @@ func Closed(ctx context.Context, workers int, d time.Duration, meter *CPUMeter, 
 	for _, n := range ops {
 		s.Ops += n
 	}
-	return s, nil
+	return s
 }
 
 // Percentile returns the p-th percentile (0 < p <= 100) of sorted by the

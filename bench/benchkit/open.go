@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -77,14 +76,5 @@ func Open(ctx context.Context, rate float64, d time.Duration, workers int, meter
 	if err := g.Wait(); err != nil {
 		return Sample{}, err
 	}
-	after := meter.Sample()
-	var s Sample
-	s.CPU, s.CPUOK = before.Until(after)
-	s.Elapsed = slices.MaxFunc(ends, time.Time.Compare).Sub(begin)
-	s.Lat = slices.Concat(lats...)
-	slices.Sort(s.Lat)
-	for _, k := range ops {
-		s.Ops += k
-	}
-	return s, nil
+	return newSample(before, meter.Sample(), begin, ends, lats, ops), nil
 }

@@ -1,7 +1,6 @@
 package stateoutbox
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/blockgate/blockgate/internal/syncbuf"
 
 	"github.com/blockgate/blockgate/blocks/pubsub"
 )
@@ -163,24 +164,6 @@ func (b *broker) ids() []string {
 	return append([]string(nil), b.got...)
 }
 
-// syncBuffer is a log sink Run may write while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // run starts Run in the background and stops it when the test ends.
 func run(t *testing.T, q Queue, wake <-chan struct{}, publish Publish, cfg Config) {
 	t.Helper()
@@ -235,7 +218,7 @@ func TestRunWakes(t *testing.T) {
 
 func TestRunRetriesFailures(t *testing.T) {
 	q := newQueue("ok", "bad")
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	var mu sync.Mutex
 	failing := true
 	b := &broker{fail: func(m pubsub.Message) error {
@@ -292,7 +275,7 @@ func TestRunSurvivesQueueFailuresAndPanics(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			q := newQueue("m1")
 			tc.setup(q)
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			b := &broker{}
 			run(t, q, nil, b.publish, Config{Poll: time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			waitFor(t, "a second claim after the failure", func() bool { q.mu.Lock(); defer q.mu.Unlock(); return q.claims >= 2 })
@@ -311,7 +294,7 @@ func TestRunPublishPanic(t *testing.T) {
 	q := newQueue("m1")
 	var once sync.Once
 	b := &broker{}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	run(t, q, nil, func(ctx context.Context, msgs []pubsub.Message) []error {
 		once.Do(func() { panic("broker on fire") })
 		return b.publish(ctx, msgs)

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/blockgate/blockgate/internal/syncbuf"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -326,7 +327,7 @@ func TestRelaysDoNotDoubleWork(t *testing.T) {
 // the message is published by a later round.
 func TestRelaySurvivesPanics(t *testing.T) {
 	pool := pgtest.New(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	b := NewBackend(pool, slog.New(slog.NewTextHandler(&logs, nil)))
 	b.relay.Poll = 10 * time.Millisecond
 	f := &fakeBroker{}
@@ -343,23 +344,7 @@ func TestRelaySurvivesPanics(t *testing.T) {
 }
 
 func TestOutboxRoundTrips(t *testing.T) {
-	base := pgtest.New(t)
-	cfg := base.Config().Copy()
-	cfg.MinConns, cfg.MaxConns = 0, 1
-	var rt roundTrips
-	dial := cfg.ConnConfig.DialFunc
-	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return countingConn{Conn: c, rt: &rt}, nil
-	}
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool, rt := countingPool(t)
 	s := NewBackend(pool, nil).Open("acme", "statestore")
 	ctx := t.Context()
 	seq := 0

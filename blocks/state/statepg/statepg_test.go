@@ -1,17 +1,17 @@
 package statepg
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/blockgate/blockgate/internal/syncbuf"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -345,24 +345,6 @@ func TestSweep(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink that Run may write while a test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestRun(t *testing.T) {
 	pool := pgtest.New(t)
 	t.Run("sweeps until canceled", func(t *testing.T) {
@@ -384,7 +366,7 @@ func TestRun(t *testing.T) {
 		}
 	})
 	t.Run("failures are logged rate-limited", func(t *testing.T) {
-		var logs syncBuffer
+		var logs syncbuf.Buffer
 		b := NewBackend(pool, slog.New(slog.NewTextHandler(&logs, nil)))
 		var calls atomic.Int64
 		b.sweep = func(context.Context) (int64, error) {
@@ -458,24 +440,31 @@ func (c countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-func TestRoundTrips(t *testing.T) {
-	base := pgtest.New(t)
-	cfg := base.Config().Copy()
+// countingPool returns a one-connection pool over a fresh database whose
+// writes to the server rt counts.
+func countingPool(t *testing.T) (*pgxpool.Pool, *roundTrips) {
+	t.Helper()
+	cfg := pgtest.New(t).Config().Copy()
 	cfg.MinConns, cfg.MaxConns = 0, 1
-	var rt roundTrips
+	rt := &roundTrips{}
 	dial := cfg.ConnConfig.DialFunc
 	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		return countingConn{Conn: c, rt: &rt}, nil
+		return countingConn{Conn: c, rt: rt}, nil
 	}
 	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
+	return pool, rt
+}
+
+func TestRoundTrips(t *testing.T) {
+	pool, rt := countingPool(t)
 	s := NewBackend(pool, nil).Open("acme", "statestore")
 	ctx := t.Context()
 	etag := func() *string {
