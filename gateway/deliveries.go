@@ -8,10 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/blockgate/blockgate/appchannel"
 	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/blocks/pubsub/pubsubpush"
 	"github.com/blockgate/blockgate/tenants"
@@ -24,13 +24,12 @@ import (
 // /dapr/subscribe. Every node runs all of them; the broker's competing
 // consumers share the messages between nodes.
 type deliveries struct {
-	// pick chooses the instance of an app a delivery goes to, the same
-	// way service invocation does (healthy instances, round robin).
-	pick     func(tenants.App) (string, bool)
+	// channel reaches the apps, the same way service invocation does
+	// (healthy instances, round robin, the app's token and headers).
+	channel  *appchannel.Channel
 	registry *tenantspg.Registry
 	pubsub   *pubsub.Service
 	pusher   *pubsubpush.Pusher
-	client   *http.Client
 	logger   *slog.Logger
 	// every is how often the desired set is recomputed without a change.
 	every time.Duration
@@ -59,11 +58,10 @@ type runningDelivery struct {
 	done        chan struct{}
 }
 
-func newDeliveries(reg *tenantspg.Registry, svc *pubsub.Service, pick func(tenants.App) (string, bool), logger *slog.Logger) *deliveries {
+func newDeliveries(reg *tenantspg.Registry, svc *pubsub.Service, channel *appchannel.Channel, logger *slog.Logger) *deliveries {
 	return &deliveries{
-		registry: reg, pubsub: svc, pick: pick,
-		pusher:     pubsubpush.New(nil, time.Minute),
-		client:     &http.Client{Timeout: 5 * time.Second},
+		registry: reg, pubsub: svc, channel: channel,
+		pusher:     pubsubpush.New(channel, time.Minute),
 		logger:     logger.With("component", "deliveries"),
 		every:      30 * time.Second,
 		wake:       make(chan struct{}, 1),
@@ -106,9 +104,10 @@ func (d *deliveries) Run(ctx context.Context) error {
 
 // desired is one delivery the node should run.
 type desired struct {
-	sub      pubsub.Subscriber
-	endpoint string
-	appToken string
+	sub pubsub.Subscriber
+	// app is how the delivery reaches the app: every instance, the health
+	// check, the token and headers; a change restarts the delivery.
+	app tenants.App
 }
 
 func (d *deliveries) sync(ctx context.Context) {
@@ -185,9 +184,12 @@ func (d *deliveries) keep(ctx context.Context, id string, w desired, run func(co
 
 func fingerprint(w desired) string {
 	b, _ := json.Marshal(struct {
-		S    pubsub.Subscription
-		E, T string
-	}{w.sub.Sub, w.endpoint, w.appToken})
+		S       pubsub.Subscription
+		E       []string
+		H       tenants.HealthCheck
+		T       string
+		Headers map[string]string
+	}{w.sub.Sub, w.app.Endpoints(), w.app.Health, w.app.AppToken, w.app.Headers})
 	sum := sha256.Sum256(b)
 	return fmt.Sprintf("%x", sum[:8])
 }
@@ -220,12 +222,8 @@ func (d *deliveries) desired(ctx context.Context) (map[string]desired, error) {
 		}
 		want[id] = desired{
 			sub: pubsub.Subscriber{Tenant: a.Tenant, AppID: a.ID, Sub: s, Origin: origin,
-				Sink: pubsubpush.Sink{Pusher: d.pusher, Endpoint: a.Endpoint, AppToken: a.AppToken,
-					Pick: func() (string, bool) { return d.pick(a) }}},
-			// Every instance and the health check are part of the delivery:
-			// a change restarts it with the new list.
-			endpoint: strings.Join(a.Endpoints(), " ") + " " + a.Health.Path,
-			appToken: a.AppToken,
+				Sink: pubsubpush.Sink{Pusher: d.pusher, App: a}},
+			app: a,
 		}
 	}
 	for _, a := range apps {
@@ -257,14 +255,16 @@ func (d *deliveries) discover(ctx context.Context, a tenants.App) []pubsub.Subsc
 // ask reads an app's /dapr/subscribe; ok is false when the app gave no
 // usable answer.
 func (d *deliveries) ask(ctx context.Context, a tenants.App) (subs []pubsub.Subscription, ok bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(a.Endpoint, "/")+"/dapr/subscribe", nil)
+	if a.SpeaksGRPC() {
+		return nil, true // gRPC apps are not asked (yet): declarative subscriptions only
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/dapr/subscribe", nil)
 	if err != nil {
 		return nil, false
 	}
-	if a.AppToken != "" {
-		req.Header.Set("dapr-api-token", a.AppToken)
-	}
-	resp, err := d.client.Do(req)
+	resp, err := d.channel.Do(req, a)
 	if err != nil {
 		d.logger.Debug("app did not answer /dapr/subscribe", "tenant", a.Tenant, "app_id", a.ID, "err", err)
 		return nil, false

@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 
+	"github.com/blockgate/blockgate/appchannel"
 	"github.com/blockgate/blockgate/auth"
 	"github.com/blockgate/blockgate/auth/authjwt"
 	"github.com/blockgate/blockgate/blocks/invoke"
@@ -67,7 +68,7 @@ type node struct {
 	deliveries *deliveries
 	apps       *tenants.AppCache
 	resilience *resiliencies
-	health     *instances
+	channel    *appchannel.Channel
 	invoke     *invoke.Service
 	metadata   *metadata.Service
 }
@@ -180,11 +181,11 @@ func (n *node) start(ctx context.Context) error {
 	}
 	n.broker = broker
 	n.pubsub = pubsub.NewService(n.comps, broker, log)
-	n.health = newInstances(n.registry, log)
-	n.deliveries = newDeliveries(n.registry, n.pubsub, n.health.Pick, log)
+	n.channel = appchannel.New(appchannel.Config{Apps: n.registry.AppsWithEndpoints, Logger: log})
+	n.deliveries = newDeliveries(n.registry, n.pubsub, n.channel, log)
 	n.apps = tenants.NewAppCache(n.registry.App, 30*time.Second)
 	n.resilience = newResiliencies(n.registry)
-	n.invoke = invoke.NewService(invoke.Config{Apps: n.apps, Policies: n.resilience.Policy, Balancer: n.health, Logger: log})
+	n.invoke = invoke.NewService(invoke.Config{Apps: n.apps, Policies: n.resilience.Policy, Channel: n.channel, Logger: log})
 	n.metadata = metadata.NewService(n.comps, n.registry, n.capabilities, n.pubsub.Active, n.cfg.Version)
 	return nil
 }
@@ -261,7 +262,7 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 		n.resilience.Invalidate(c.Tenant)
 	case "app":
 		n.apps.Invalidate(c.Tenant)
-		n.health.Changed()
+		n.channel.AppsChanged()
 		n.refreshAuth(ctx, false)
 		n.deliveries.Changed()
 	case "limits":
@@ -296,6 +297,9 @@ func (n *node) refreshAuth(ctx context.Context, keys bool) {
 func (n *node) close() {
 	n.stopBackground()
 	n.backgroundWG.Wait()
+	if n.channel != nil {
+		n.channel.Close()
+	}
 	if n.nc != nil {
 		n.nc.Close()
 	}

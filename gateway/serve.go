@@ -74,7 +74,7 @@ func (n *node) serve(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 	}
 	grpcSrv := gatewaygrpc.New(gatewaygrpc.Config{
-		State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Metadata: n.metadata, Auth: n.authn, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
+		State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Channel: n.channel, Metadata: n.metadata, Auth: n.authn, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
 	}, grpc.ChainUnaryInterceptor(metrics.unaryInterceptor), grpc.ChainStreamInterceptor(metrics.streamInterceptor))
 	adminSrv := &http.Server{
 		Handler:           admin.Handler(adminSvc, admin.HandlerConfig{Token: adminToken, JWKS: n.tokens.JWKS, Logger: log}),
@@ -108,7 +108,7 @@ func (n *node) serve(ctx context.Context) error {
 	loops.Go(func() error { return n.statepg.Run(loopCtx, 10*time.Second) })
 	loops.Go(func() error { return n.statepg.RunRelay(loopCtx, n.broker.PublishBatch) })
 	loops.Go(func() error { return n.deliveries.Run(loopCtx) })
-	loops.Go(func() error { return n.health.Run(loopCtx) })
+	loops.Go(func() error { return n.channel.Run(loopCtx) })
 
 	servers, sctx := errgroup.WithContext(ctx)
 	servers.Go(func() error { return serveHTTP(httpSrv, lHTTP) })

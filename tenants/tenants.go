@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -76,9 +77,22 @@ type App struct {
 	AppToken string `json:"-"`
 	// Instances are the app's further instances, beside Endpoint.
 	Instances []Instance `json:"instances,omitempty"`
+	// Headers are sent to every instance with every call the gateway makes
+	// (a Dapr HTTPEndpoint's spec.headers), replacing the caller's headers
+	// of the same name. Values may be credentials: the admin API never shows
+	// them.
+	Headers map[string]string `json:"-"`
 	// Health is how the gateway checks the instances; no Path, no checks.
 	Health    HealthCheck `json:"health"`
 	CreatedAt time.Time   `json:"createdAt"`
+}
+
+// SpeaksGRPC reports whether the app's endpoints are gRPC ones (grpc://
+// or grpcs://): the app then speaks Dapr's gRPC app protocol. All instances
+// of an app speak the protocol of its first.
+func (a App) SpeaksGRPC() bool {
+	eps := a.Endpoints()
+	return len(eps) > 0 && (strings.HasPrefix(eps[0], "grpc://") || strings.HasPrefix(eps[0], "grpcs://"))
 }
 
 // Instance is one running copy of an app, reachable at Endpoint.
@@ -130,4 +144,7 @@ type Token struct {
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	// ErrNoInstance is returned when an app has no instance that may take
+	// a call: none registered, or none healthy.
+	ErrNoInstance = errors.New("no healthy instance of the app")
 )

@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/blockgate/blockgate/blocks"
 	"github.com/blockgate/blockgate/blocks/invoke/invokeresiliency"
@@ -38,10 +37,13 @@ type Apps interface {
 // tenant's Resiliency resources in the caller's scope, for the target app.
 type Policies func(ctx context.Context, caller tenants.Principal, target string) (invokeresiliency.Policy, error)
 
-// Balancer picks the instance endpoint a call to app goes to; ok is false
-// when no instance may take calls (all unhealthy).
-type Balancer interface {
-	Pick(app tenants.App) (endpoint string, ok bool)
+// Channel carries requests to an app's instances; the gateway's app
+// channel (appchannel.Channel) implements it. Do sends req, whose URL holds
+// only the path and query the app should see, to an instance of app, with
+// the app's own token and headers; it returns tenants.ErrNoInstance
+// (wrapped) when no instance may take the call.
+type Channel interface {
+	Do(req *http.Request, app tenants.App) (*http.Response, error)
 }
 
 // Authorize decides whether caller may invoke target's method; a non-nil
@@ -51,18 +53,17 @@ type Authorize func(ctx context.Context, caller tenants.Principal, target, metho
 // Service carries invocations. It is safe for concurrent use.
 type Service struct {
 	apps      Apps
-	client    *http.Client
+	channel   Channel
 	authorize Authorize
 	policies  Policies
-	balancer  Balancer
 	logger    *slog.Logger
 }
 
 // Config configures the service.
 type Config struct {
 	Apps Apps
-	// Transport reaches apps; default a pooled http.Transport.
-	Transport http.RoundTripper
+	// Channel reaches apps.
+	Channel Channel
 	// Authorize is the access policy hook; nil allows every call within a
 	// tenant.
 	Authorize Authorize
@@ -70,32 +71,16 @@ type Config struct {
 	// nil means the built-in defaults (retries only of calls that never
 	// reached the app).
 	Policies Policies
-	// Balancer picks among an app's instances; nil always takes the app's
-	// first endpoint.
-	Balancer Balancer
 	Logger   *slog.Logger
 }
 
 // NewService returns the invocation service.
 func NewService(cfg Config) *Service {
-	tr := cfg.Transport
-	if tr == nil {
-		tr = &http.Transport{
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          1024,
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: 0, // the caller's context bounds the call
-			ExpectContinueTimeout: time.Second,
-		}
-	}
 	return &Service{
 		apps:      cfg.Apps,
-		client:    &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		channel:   cfg.Channel,
 		authorize: cfg.Authorize,
 		policies:  cfg.Policies,
-		balancer:  cfg.Balancer,
 		logger:    cfg.Logger.With("block", "invoke"),
 	}
 }
@@ -150,23 +135,7 @@ func (s *Service) Resolve(ctx context.Context, caller tenants.Principal, target,
 	case len(app.Endpoints()) == 0:
 		return tenants.App{}, errInvoke(target, "the app has no endpoint registered; it can be called only through its sidecar", nil)
 	}
-	if s.balancer != nil {
-		ep, ok := s.balancer.Pick(app)
-		if !ok {
-			return tenants.App{}, blocks.New(blocks.Unavailable, http.StatusServiceUnavailable, "ERR_DIRECT_INVOKE",
-				"failed to invoke, id: %s, err: no healthy instance of the app", target)
-		}
-		app.Endpoint = ep // the instance this call goes to
-	} else if app.Endpoint == "" {
-		app.Endpoint = app.Endpoints()[0]
-	}
 	return app, nil
-}
-
-// SpeaksGRPC reports whether an app registered a gRPC endpoint
-// (grpc://host:port or grpcs://host:port).
-func SpeaksGRPC(app tenants.App) bool {
-	return strings.HasPrefix(app.Endpoint, "grpc://") || strings.HasPrefix(app.Endpoint, "grpcs://")
 }
 
 // Invoke carries c to the target app and returns its response, whatever its
@@ -176,27 +145,26 @@ func (s *Service) Invoke(ctx context.Context, caller tenants.Principal, c Call) 
 	if err != nil {
 		return nil, err
 	}
-	if SpeaksGRPC(app) {
+	return s.Send(ctx, caller, app, c)
+}
+
+// Send carries c to app, which Resolve returned for c.Target, over HTTP.
+func (s *Service) Send(ctx context.Context, caller tenants.Principal, app tenants.App, c Call) (*Response, error) {
+	if app.SpeaksGRPC() {
 		return nil, errInvoke(c.Target, "the app speaks gRPC: call its services on the gateway's gRPC port with dapr-app-id metadata", nil)
-	}
-	policy := invokeresiliency.Resiliency{}.ForApp(c.Target)
-	if s.policies != nil {
-		if policy, err = s.policies(ctx, caller, c.Target); err != nil {
-			return nil, blocks.ErrUnavailable("the resiliency policies", err)
-		}
 	}
 	// A request can be sent again only if nothing of it is lost by the
 	// first attempt: no body, and a method that may be repeated.
 	replayable := c.ContentLength == 0 && invokeresiliency.IdempotentMethod(c.Verb)
 	var resp *http.Response
-	out, err := policy.Run(ctx, func(actx context.Context) (invokeresiliency.Outcome, error) {
-		req, err := s.request(actx, caller, app, c)
+	out, err := s.Protect(ctx, caller, c.Target, func(actx context.Context) (invokeresiliency.Outcome, error) {
+		req, err := s.request(actx, caller, c)
 		if err != nil {
 			return invokeresiliency.Outcome{}, err
 		}
-		r, err := s.client.Do(req)
+		r, err := s.channel.Do(req, app)
 		if err != nil {
-			return invokeresiliency.Outcome{Unsent: invokeresiliency.DialFailed(err)}, err
+			return invokeresiliency.Outcome{Unsent: errors.Is(err, tenants.ErrNoInstance) || invokeresiliency.DialFailed(err)}, err
 		}
 		resp = r
 		return invokeresiliency.Outcome{
@@ -204,22 +172,45 @@ func (s *Service) Invoke(ctx context.Context, caller tenants.Principal, c Call) 
 			Release: func() { r.Body.Close() },
 		}, nil
 	})
-	switch {
-	case errors.Is(err, invokeresiliency.ErrCircuitOpen):
-		return nil, errCircuitOpen(c.Target).WithCause(err)
-	case errors.Is(err, invokeresiliency.ErrTimeout):
-		return nil, errTimeout(c.Target, err)
-	case err != nil && ctx.Err() != nil:
-		return nil, errTimeout(c.Target, ctx.Err())
-	case err != nil:
-		var be *blocks.Error
-		if errors.As(err, &be) {
-			return nil, be
-		}
-		return nil, errInvoke(c.Target, "the app cannot be reached", err)
+	if err != nil {
+		return nil, err
 	}
 	removeHopByHop(resp.Header)
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: releaser{resp.Body, out.Release}}, nil
+}
+
+// Protect runs attempt under the resiliency policy for calls from caller
+// to target (timeouts, retries, circuit breaker) and turns what went wrong
+// into the block's errors: a 503 for an open circuit or no healthy
+// instance, a 504 for a timeout. Every kind of invocation goes through it;
+// the outcome is that of the attempt that ended the call.
+func (s *Service) Protect(ctx context.Context, caller tenants.Principal, target string,
+	attempt func(ctx context.Context) (invokeresiliency.Outcome, error)) (invokeresiliency.Outcome, error) {
+	policy := invokeresiliency.Resiliency{}.ForApp(target)
+	if s.policies != nil {
+		var err error
+		if policy, err = s.policies(ctx, caller, target); err != nil {
+			return invokeresiliency.Outcome{}, blocks.ErrUnavailable("the resiliency policies", err)
+		}
+	}
+	out, err := policy.Run(ctx, attempt)
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, invokeresiliency.ErrCircuitOpen):
+		return out, errCircuitOpen(target).WithCause(err)
+	case errors.Is(err, tenants.ErrNoInstance):
+		return out, errNoInstance(target).WithCause(err)
+	case errors.Is(err, invokeresiliency.ErrTimeout):
+		return out, errTimeout(target, err)
+	case ctx.Err() != nil:
+		return out, errTimeout(target, ctx.Err())
+	}
+	var be *blocks.Error
+	if errors.As(err, &be) {
+		return out, be
+	}
+	return out, errInvoke(target, "the app cannot be reached", err)
 }
 
 // releaser ends an attempt (its context and its hold on the connection)
@@ -235,13 +226,10 @@ func (r releaser) Close() error {
 	return err
 }
 
-// request builds the outgoing request to app's endpoint.
-func (s *Service) request(ctx context.Context, caller tenants.Principal, app tenants.App, c Call) (*http.Request, error) {
-	target := strings.TrimRight(app.Endpoint, "/") + "/" + strings.TrimLeft(c.Method, "/")
-	if c.RawQuery != "" {
-		target += "?" + c.RawQuery
-	}
-	u, err := url.Parse(target)
+// request builds the outgoing request; its URL holds the path and query
+// only, the channel puts the instance's base URL in front.
+func (s *Service) request(ctx context.Context, caller tenants.Principal, c Call) (*http.Request, error) {
+	u, err := url.Parse("/" + strings.TrimLeft(c.Method, "/"))
 	if err != nil {
 		return nil, errInvoke(c.Target, "the method is not a valid URL path", err)
 	}
@@ -253,10 +241,12 @@ func (s *Service) request(ctx context.Context, caller tenants.Principal, app ten
 	if c.ContentLength == 0 {
 		body = nil
 	}
-	req, err := http.NewRequestWithContext(ctx, verb, u.String(), body)
+	u.RawQuery = c.RawQuery
+	req, err := http.NewRequestWithContext(ctx, verb, "/", body)
 	if err != nil {
 		return nil, errInvoke(c.Target, "building the request", err)
 	}
+	req.URL = u
 	req.ContentLength = c.ContentLength
 	req.Header = c.Header.Clone()
 	if req.Header == nil {
@@ -267,10 +257,6 @@ func (s *Service) request(ctx context.Context, caller tenants.Principal, app ten
 	req.Header.Del("dapr-api-token")
 	req.Header.Del("Authorization")
 	req.Header.Del("dapr-app-id")
-	if app.AppToken != "" {
-		// The app's own token tells it the call comes from the gateway.
-		req.Header.Set("dapr-api-token", app.AppToken)
-	}
 	req.Header.Set("dapr-caller-app-id", caller.AppID)
 	req.Header.Set("dapr-callee-app-id", c.Target)
 	if ip, _, err := net.SplitHostPort(c.RemoteAddr); err == nil {
@@ -332,6 +318,11 @@ func errInvoke(target, why string, cause error) *blocks.Error {
 func errForbidden(caller, target, method string) *blocks.Error {
 	return blocks.New(blocks.Forbidden, http.StatusForbidden, "ERR_DIRECT_INVOKE",
 		"access denied: app %s may not call method %s of app %s", caller, method, target)
+}
+
+func errNoInstance(target string) *blocks.Error {
+	return blocks.New(blocks.Unavailable, http.StatusServiceUnavailable, "ERR_DIRECT_INVOKE",
+		"failed to invoke, id: %s, err: no healthy instance of the app", target)
 }
 
 func errCircuitOpen(target string) *blocks.Error {

@@ -16,21 +16,33 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/blockgate/blockgate/appchannel"
 	"github.com/blockgate/blockgate/blocks"
 	"github.com/blockgate/blockgate/blocks/invoke"
+	"github.com/blockgate/blockgate/blocks/invoke/invokeresiliency"
+	"github.com/blockgate/blockgate/tenants"
 )
 
 // maxInvokeResponse bounds a unary InvokeService answer, which must fit one
 // gRPC message.
 const maxInvokeResponse = 16 << 20
 
-// InvokeService implements runtimev1.DaprServer: the call goes to the target
-// app over HTTP, with the verb and query string of the request's
-// http_extension (POST when there is none).
+// InvokeService implements runtimev1.DaprServer. An app that speaks HTTP
+// gets the call with the verb and query string of the request's
+// http_extension (POST when there is none); an app that speaks gRPC gets
+// it through its AppCallback service's OnInvoke, as daprd delivers it.
 func (s *Server) InvokeService(ctx context.Context, req *runtimev1.InvokeServiceRequest) (*commonv1.InvokeResponse, error) {
 	msg := req.GetMessage()
 	if msg == nil {
 		return nil, blocks.ErrMalformedRequest("InvokeServiceRequest has no message")
+	}
+	caller := principal(ctx)
+	app, err := s.cfg.Invoke.Resolve(ctx, caller, req.GetId(), msg.GetMethod())
+	if err != nil {
+		return nil, err
+	}
+	if app.SpeaksGRPC() {
+		return s.onInvoke(ctx, caller, app, msg)
 	}
 	verb := http.MethodPost
 	query := ""
@@ -59,7 +71,7 @@ func (s *Server) InvokeService(ctx context.Context, req *runtimev1.InvokeService
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		remote = p.Addr.String()
 	}
-	resp, err := s.cfg.Invoke.Invoke(ctx, principal(ctx), invoke.Call{
+	resp, err := s.cfg.Invoke.Send(ctx, caller, app, invoke.Call{
 		Target: req.GetId(), Verb: verb, Method: (&url.URL{Path: msg.GetMethod()}).EscapedPath(), RawQuery: query,
 		Header: header, Body: bytes.NewReader(data), ContentLength: int64(len(data)), RemoteAddr: remote,
 	})
@@ -80,6 +92,41 @@ func (s *Server) InvokeService(ctx context.Context, req *runtimev1.InvokeService
 		return nil, status.Errorf(httpToCode(resp.Status), "%s", strings.TrimSpace(string(body)))
 	}
 	return &commonv1.InvokeResponse{Data: &anypb.Any{Value: body}, ContentType: resp.Header.Get("Content-Type")}, nil
+}
+
+// onInvoke calls a gRPC app's AppCallback.OnInvoke under the resiliency
+// policy of the target. The app's error status is the caller's answer.
+func (s *Server) onInvoke(ctx context.Context, caller tenants.Principal, app tenants.App, msg *commonv1.InvokeRequest) (*commonv1.InvokeResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	verb := msg.GetHttpExtension().GetVerb().String()
+	if msg.GetHttpExtension() == nil {
+		verb = http.MethodPost
+	}
+	var resp *commonv1.InvokeResponse
+	var appErr error
+	_, err := s.cfg.Invoke.Protect(ctx, caller, app.ID, func(actx context.Context) (invokeresiliency.Outcome, error) {
+		cb, err := s.cfg.Channel.Callback(app)
+		if err != nil {
+			return invokeresiliency.Outcome{Unsent: true}, err
+		}
+		resp, appErr = cb.OnInvoke(appchannel.Outgoing(actx, md, caller, app), msg)
+		out := invokeresiliency.Outcome{Replayable: invokeresiliency.IdempotentMethod(verb)}
+		st, _ := status.FromError(appErr)
+		if st.Code() == codes.Unavailable {
+			// No answer (grpc-go cannot tell whether the request left):
+			// retried only when replayable, and a failure for the breaker.
+			return out, appErr
+		}
+		out.Status = invokeresiliency.GRPCStatus(st.Code())
+		return out, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if appErr != nil {
+		return nil, appErr // the app's status passes through
+	}
+	return resp, nil
 }
 
 // httpToCode maps an app's HTTP status to a gRPC code.

@@ -2,22 +2,16 @@ package gatewaygrpc
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
-	"strings"
-	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/blockgate/blockgate/blocks/invoke"
-	"github.com/blockgate/blockgate/tenants"
+	"github.com/blockgate/blockgate/appchannel"
 )
 
 // frame is a message the proxy forwards without decoding it.
@@ -52,36 +46,6 @@ func (proxyCodec) Unmarshal(data []byte, v any) error {
 
 func (proxyCodec) Name() string { return "proto" }
 
-// appConns keeps one client connection per gRPC app endpoint, for the
-// life of the process.
-type appConns struct {
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
-}
-
-func (a *appConns) get(endpoint string) (*grpc.ClientConn, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if c, ok := a.conns[endpoint]; ok {
-		return c, nil
-	}
-	creds := insecure.NewCredentials()
-	target := strings.TrimPrefix(endpoint, "grpc://")
-	if rest, ok := strings.CutPrefix(endpoint, "grpcs://"); ok {
-		target, creds = rest, credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
-	}
-	c, err := grpc.NewClient(strings.TrimSuffix(target, "/"), grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(proxyCodec{})))
-	if err != nil {
-		return nil, err
-	}
-	if a.conns == nil {
-		a.conns = map[string]*grpc.ClientConn{}
-	}
-	a.conns[endpoint] = c
-	return c, nil
-}
-
 // proxy is Dapr's gRPC proxying: a call to any service the gateway does not
 // serve itself, with dapr-app-id metadata, goes to that app of the caller's
 // tenant, unary or streaming, messages forwarded as they are.
@@ -105,15 +69,15 @@ func (s *Server) proxy(_ any, ss grpc.ServerStream) error {
 	if err != nil {
 		return err
 	}
-	if !invoke.SpeaksGRPC(app) {
+	if !app.SpeaksGRPC() {
 		return status.Errorf(codes.FailedPrecondition, "app %s registered an HTTP endpoint; gRPC proxying needs a grpc:// endpoint", appID)
 	}
-	conn, err := s.conns.get(app.Endpoint)
+	conn, err := s.cfg.Channel.Conn(app)
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "app %s cannot be reached: %v", appID, err)
 	}
-	cs, err := conn.NewStream(metadata.NewOutgoingContext(ctx, outgoing(md, caller, app)),
-		&grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method)
+	cs, err := conn.NewStream(appchannel.Outgoing(ctx, md, caller, app),
+		&grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method, grpc.ForceCodec(proxyCodec{}))
 	if err != nil {
 		return err
 	}
@@ -155,19 +119,4 @@ func (s *Server) proxy(_ any, ss grpc.ServerStream) error {
 			return err
 		}
 	}
-}
-
-// outgoing is the metadata the app gets: the caller's, without its
-// credentials, plus Dapr's caller and callee ids and the app's token.
-func outgoing(in metadata.MD, caller tenants.Principal, app tenants.App) metadata.MD {
-	md := in.Copy()
-	for _, k := range []string{"dapr-api-token", "authorization", "dapr-app-id", ":authority"} {
-		delete(md, k)
-	}
-	md.Set("dapr-caller-app-id", caller.AppID)
-	md.Set("dapr-callee-app-id", app.ID)
-	if app.AppToken != "" {
-		md.Set("dapr-api-token", app.AppToken)
-	}
-	return md
 }

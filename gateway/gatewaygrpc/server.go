@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/blockgate/blockgate/appchannel"
 	"github.com/blockgate/blockgate/auth"
 	"github.com/blockgate/blockgate/blocks"
 	"github.com/blockgate/blockgate/blocks/invoke"
@@ -36,9 +37,11 @@ type Authenticator interface {
 
 // Config is what the gRPC API serves.
 type Config struct {
-	State    *state.Service
-	Pubsub   *pubsub.Service
-	Invoke   *invoke.Service
+	State  *state.Service
+	Pubsub *pubsub.Service
+	Invoke *invoke.Service
+	// Channel reaches apps that speak gRPC, for proxying and InvokeService.
+	Channel  *appchannel.Channel
 	Metadata *blockmetadata.Service
 	Auth     Authenticator
 	// StreamAckTimeout is how long a streaming subscriber has to settle an
@@ -55,7 +58,6 @@ type Server struct {
 	runtimev1.UnimplementedDaprServer
 	cfg    Config
 	logger *slog.Logger
-	conns  appConns // to apps' gRPC endpoints, for proxying
 }
 
 var _ runtimev1.DaprServer = (*Server)(nil)

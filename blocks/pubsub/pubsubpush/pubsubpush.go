@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/blockgate/blockgate/blocks/pubsub"
+	"github.com/blockgate/blockgate/tenants"
 )
 
 // ParseStatus reads a Dapr status word; unknown words are Retry, so that a
@@ -30,31 +30,36 @@ func ParseStatus(s string) pubsub.Verdict {
 	return pubsub.Retry
 }
 
+// Channel carries requests to an app's instances; the gateway's app
+// channel (appchannel.Channel) implements it. Do sends req, whose URL holds
+// only the path the app should see, to an instance of app with the app's
+// token and headers, and returns tenants.ErrNoInstance (wrapped) when no
+// instance may take it.
+type Channel interface {
+	Do(req *http.Request, app tenants.App) (*http.Response, error)
+}
+
 // Pusher posts messages to apps. It is safe for concurrent use.
 type Pusher struct {
-	client *http.Client
-	// Timeout bounds one delivery; default 60s.
+	channel Channel
+	// timeout bounds one delivery.
 	timeout time.Duration
 }
 
-// New returns a Pusher using client (nil: a dedicated client).
-func New(client *http.Client, timeout time.Duration) *Pusher {
-	if client == nil {
-		client = &http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-		}}
-	}
+// New returns a Pusher over channel; timeout bounds one delivery (default
+// 60s).
+func New(channel Channel, timeout time.Duration) *Pusher {
 	if timeout <= 0 {
 		timeout = 60 * time.Second
 	}
-	return &Pusher{client: client, timeout: timeout}
+	return &Pusher{channel: channel, timeout: timeout}
 }
 
 // Request is one message to deliver.
 type Request struct {
-	// URL is the app's endpoint joined with the route.
-	URL         string
+	// App receives the message, at Path under its endpoint.
+	App         tenants.App
+	Path        string
 	Body        []byte
 	ContentType string
 	// Header carries extra headers, such as traceparent.
@@ -65,19 +70,20 @@ type Request struct {
 func (p *Pusher) post(ctx context.Context, r Request, maxBody int64) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/", bytes.NewReader(r.Body))
 	if err != nil {
 		return 0, nil, fmt.Errorf("building the delivery request: %w", err)
 	}
+	req.URL.Path = r.Path
 	for k, vs := range r.Header {
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
 	}
 	req.Header.Set("Content-Type", r.ContentType)
-	resp, err := p.client.Do(req)
+	resp, err := p.channel.Do(req, r.App)
 	if err != nil {
-		return 0, nil, fmt.Errorf("delivering to %s: %w", r.URL, err)
+		return 0, nil, fmt.Errorf("delivering to app %s: %w", r.App.ID, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -158,49 +164,27 @@ func (p *Pusher) PushBulk(ctx context.Context, r Request, ids []string) (map[str
 	return out, nil
 }
 
-// Sink delivers one app's subscription to its registered endpoint.
+// Sink delivers one app's subscription to the app's instances.
 type Sink struct {
-	Pusher   *Pusher
-	Endpoint string
-	// Pick, when set, chooses the endpoint of each delivery among the
-	// app's healthy instances instead of Endpoint; ok false means none is
-	// healthy, and the delivery is retried later.
-	Pick func() (endpoint string, ok bool)
-	// AppToken, when set, goes to the app as dapr-api-token.
-	AppToken string
+	Pusher *Pusher
+	App    tenants.App
 }
 
 var _ pubsub.Sink = Sink{}
-
-var errNoInstance = errors.New("no healthy instance of the app")
-
-// endpoint is where the next delivery goes.
-func (s Sink) endpoint() (string, bool) {
-	if s.Pick != nil {
-		return s.Pick()
-	}
-	return s.Endpoint, s.Endpoint != ""
-}
 
 // Deliver implements pubsub.Sink: the CloudEvent goes as
 // application/cloudevents+json, a raw payload with its own content type,
 // to the route under the app's endpoint.
 func (s Sink) Deliver(ctx context.Context, d pubsub.Delivered) (pubsub.Verdict, error) {
-	endpoint, ok := s.endpoint()
-	if !ok {
-		return pubsub.Retry, errNoInstance
-	}
 	r := Request{
-		URL:         strings.TrimRight(endpoint, "/") + "/" + strings.TrimLeft(d.Path, "/"),
+		App:         s.App,
+		Path:        d.Path,
 		Body:        d.Message.Data,
 		ContentType: d.Message.ContentType,
 		Header:      http.Header{},
 	}
 	if d.Event.Raw && r.ContentType == "" {
 		r.ContentType = "application/octet-stream"
-	}
-	if s.AppToken != "" {
-		r.Header.Set("dapr-api-token", s.AppToken)
 	}
 	if d.Event.TraceParent != "" {
 		r.Header.Set("traceparent", d.Event.TraceParent)
@@ -226,13 +210,6 @@ type bulkEntry struct {
 // entry id.
 func (s Sink) DeliverBulk(ctx context.Context, ds []pubsub.Delivered) ([]pubsub.Verdict, error) {
 	out := make([]pubsub.Verdict, len(ds))
-	endpoint, ok := s.endpoint()
-	if !ok {
-		for i := range out {
-			out[i] = pubsub.Retry
-		}
-		return out, errNoInstance
-	}
 	byPath := map[string][]int{}
 	var order []string
 	for i, d := range ds {
@@ -263,15 +240,7 @@ func (s Sink) DeliverBulk(ctx context.Context, ds []pubsub.Delivered) ([]pubsub.
 		if err != nil {
 			return nil, err
 		}
-		r := Request{
-			URL:         strings.TrimRight(endpoint, "/") + "/" + strings.TrimLeft(path, "/"),
-			Body:        body,
-			ContentType: "application/json",
-			Header:      http.Header{},
-		}
-		if s.AppToken != "" {
-			r.Header.Set("dapr-api-token", s.AppToken)
-		}
+		r := Request{App: s.App, Path: path, Body: body, ContentType: "application/json", Header: http.Header{}}
 		verdicts, err := s.Pusher.PushBulk(ctx, r, ids)
 		if err != nil && firstErr == nil {
 			firstErr = err

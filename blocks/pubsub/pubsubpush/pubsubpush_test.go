@@ -8,7 +8,22 @@ import (
 	"time"
 
 	"github.com/blockgate/blockgate/blocks/pubsub"
+	"github.com/blockgate/blockgate/tenants"
 )
+
+// direct is a Channel to an app's one endpoint, with no balancing.
+type direct struct{}
+
+func (direct) Do(req *http.Request, app tenants.App) (*http.Response, error) {
+	u, err := req.URL.Parse(app.Endpoint + req.URL.Path)
+	if err != nil {
+		return nil, err
+	}
+	req.URL = u
+	return http.DefaultClient.Do(req)
+}
+
+func appAt(url string) tenants.App { return tenants.App{ID: "app", Endpoint: url} }
 
 func TestPush(t *testing.T) {
 	tests := []struct {
@@ -40,7 +55,7 @@ func TestPush(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			v, _ := New(nil, time.Second).Push(t.Context(), Request{URL: srv.URL + "/orders", Body: []byte(`{"id":"1"}`), ContentType: "application/cloudevents+json"})
+			v, _ := New(direct{}, time.Second).Push(t.Context(), Request{App: appAt(srv.URL), Path: "/orders", Body: []byte(`{"id":"1"}`), ContentType: "application/cloudevents+json"})
 			if v != tt.want {
 				t.Fatalf("verdict %s, want %s", v, tt.want)
 			}
@@ -55,7 +70,7 @@ func TestPushUnreachableRetries(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	v, err := New(nil, time.Second).Push(t.Context(), Request{URL: url, ContentType: "text/plain"})
+	v, err := New(direct{}, time.Second).Push(t.Context(), Request{App: appAt(url), ContentType: "text/plain"})
 	if v != pubsub.Retry || err == nil {
 		t.Fatalf("verdict %s err %v, want Retry with an error", v, err)
 	}
@@ -66,7 +81,7 @@ func TestPushBulk(t *testing.T) {
 		io.WriteString(w, `{"statuses":[{"entryId":"a","status":"SUCCESS"},{"entryId":"b","status":"DROP"},{"entryId":"zzz","status":"SUCCESS"}]}`)
 	}))
 	defer srv.Close()
-	got, err := New(nil, time.Second).PushBulk(t.Context(), Request{URL: srv.URL, ContentType: "application/json"}, []string{"a", "b", "c"})
+	got, err := New(direct{}, time.Second).PushBulk(t.Context(), Request{App: appAt(srv.URL), ContentType: "application/json"}, []string{"a", "b", "c"})
 	if err != nil {
 		t.Fatal(err)
 	}
