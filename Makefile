@@ -12,6 +12,7 @@ FUZZ := \
 	./blocks/state/:FuzzParseQuery \
 	./blocks/state/statemem/:FuzzStateKey \
 	./tenants/:FuzzParseComponent \
+	./tenants/:FuzzParseApp \
 	./gateway/gatewayhttp/:FuzzStateKey \
 	./gateway/gatewayhttp/:FuzzStateBodies \
 	./auth/authjwt/:FuzzVerify \

@@ -33,7 +33,7 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 	threshold := fs.Int("threshold", 0, "failed checks in a row that make an instance unhealthy (default 3)")
 	appToken := fs.String("app-token", "", "token the gateway sends to the app's endpoint as dapr-api-token (daprd's APP_API_TOKEN)")
 	ttl := fs.Duration("ttl", 0, "token lifetime, e.g. 24h (default 24h, at most 720h)")
-	file := fs.String("f", "", "component or subscription file (YAML or JSON), - for standard input")
+	file := fs.String("f", "", "resource file (YAML or JSON), - for standard input")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pubsubMax := fs.String("pubsub-max-bytes", "", "tenant limit of stored pub/sub messages, e.g. 512MiB or 2GiB (0: the gateway's default)")
 	pos, err := parseInterspersed(fs, args)
@@ -117,6 +117,28 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 			return err
 		}
 		return show(out, *asJSON, a, func(w io.Writer) { fmt.Fprintf(w, "app %s created in tenant %s\n", a.ID, a.Tenant) })
+	case "app apply":
+		if err := needTenant(); err != nil {
+			return err
+		}
+		if *file == "" {
+			return usageError{"app apply needs -f FILE.yaml (a blockgate.io/v1alpha1 App or a dapr.io/v1alpha1 HTTPEndpoint)"}
+		}
+		doc, err := readFile(*file)
+		if err != nil {
+			return err
+		}
+		a, err := c.ApplyApp(ctx, *tenant, doc)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, a, func(w io.Writer) {
+			verb := "updated"
+			if a.Created {
+				verb = "created"
+			}
+			fmt.Fprintf(w, "app %s %s in tenant %s with %d instance(s)\n", a.App.ID, verb, *tenant, len(a.App.Endpoints()))
+		})
 	case "app list":
 		if err := needTenant(); err != nil {
 			return err

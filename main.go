@@ -78,6 +78,7 @@ Administer (BLOCKGATE_ADMIN_URL, BLOCKGATE_ADMIN_TOKEN):
   blockgate tenant delete NAME
   blockgate tenant limits NAME --pubsub-max-bytes SIZE
   blockgate app create --tenant NAME APP_ID [--endpoint URL [--app-token TOKEN]]
+  blockgate app apply --tenant NAME -f APP.yaml   (blockgate App or Dapr HTTPEndpoint)
   blockgate app list --tenant NAME
   blockgate app add-instance --tenant NAME APP_ID INSTANCE_ID --endpoint URL
   blockgate app remove-instance --tenant NAME APP_ID INSTANCE_ID

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -36,6 +35,7 @@ type HandlerConfig struct {
 //	DELETE /v1/tenants/{tenant}
 //	PUT    /v1/tenants/{tenant}/limits               {"pubsubMaxBytes"}
 //	POST   /v1/tenants/{tenant}/apps                 {"appId", "endpoint", "appToken"}
+//	PUT    /v1/tenants/{tenant}/apps                 App or HTTPEndpoint resource, YAML or JSON
 //	GET    /v1/tenants/{tenant}/apps
 //	DELETE /v1/tenants/{tenant}/apps/{app}
 //	PUT    /v1/tenants/{tenant}/apps/{app}/instances/{id}  {"endpoint"}
@@ -76,6 +76,7 @@ func Handler(svc *Service, cfg HandlerConfig) http.Handler {
 	e.DELETE("/v1/tenants/:tenant", h.deleteTenant)
 	e.PUT("/v1/tenants/:tenant/limits", h.setLimits)
 	e.POST("/v1/tenants/:tenant/apps", h.createApp)
+	e.PUT("/v1/tenants/:tenant/apps", h.applyApp)
 	e.GET("/v1/tenants/:tenant/apps", h.listApps)
 	e.DELETE("/v1/tenants/:tenant/apps/:app", h.deleteApp)
 	e.PUT("/v1/tenants/:tenant/apps/:app/instances/:id", h.addInstance)
@@ -295,6 +296,22 @@ func viewOf(comp tenants.Component) componentView {
 	return componentView{Name: comp.Name, Type: comp.Type, Version: comp.Version, Revision: comp.Revision, Component: comp.Document()}
 }
 
+func (h *handler) applyApp(c echo.Context) error {
+	doc, err := h.body(c)
+	if err != nil {
+		return err
+	}
+	a, err := h.svc.ApplyApp(c.Request().Context(), c.Param("tenant"), doc)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if a.Created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, a)
+}
+
 func (h *handler) applyComponent(c echo.Context) error {
 	doc, err := h.body(c)
 	if err != nil {
@@ -345,15 +362,7 @@ func validateEndpoint(endpoint string) error {
 	if endpoint == "" {
 		return nil
 	}
-	u, err := url.Parse(endpoint)
-	switch {
-	case err != nil || u.Host == "":
-	case u.Scheme == "http" || u.Scheme == "https":
-		return nil
-	case (u.Scheme == "grpc" || u.Scheme == "grpcs") && (u.Path == "" || u.Path == "/"):
-		return nil
-	}
-	return fmt.Errorf("app endpoint %q must be an http:// or https:// URL, or grpc://host:port (grpcs:// with TLS) for an app that speaks gRPC", endpoint)
+	return tenants.ValidateEndpoint(endpoint)
 }
 
 func (h *handler) applySubscription(c echo.Context) error {

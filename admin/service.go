@@ -159,6 +159,33 @@ func (s *Service) Apps(ctx context.Context, tenant string) ([]tenants.App, error
 	return s.registry.Apps(ctx, id)
 }
 
+// AppliedApp is the result of ApplyApp.
+type AppliedApp struct {
+	App     tenants.App `json:"app"`
+	Created bool        `json:"created"`
+}
+
+// ApplyApp registers an app from a declarative resource (blockgate's App
+// or Dapr's HTTPEndpoint, YAML or JSON), creating it or replacing its
+// endpoints, health check and headers.
+func (s *Service) ApplyApp(ctx context.Context, tenant string, doc []byte) (AppliedApp, error) {
+	tid, err := tenants.ParseID(tenant)
+	if err != nil {
+		return AppliedApp{}, invalid(err)
+	}
+	a, err := tenants.ParseApp(doc)
+	if err != nil {
+		return AppliedApp{}, invalid(err)
+	}
+	a.Tenant = tid
+	created, err := s.registry.ApplyApp(ctx, a)
+	if err != nil {
+		return AppliedApp{}, err
+	}
+	s.logger.Info("app applied", "tenant", tid, "app_id", a.ID, "instances", len(a.Endpoints()), "created", created)
+	return AppliedApp{App: a, Created: created}, nil
+}
+
 // AddInstance registers (or moves) a further instance of an app.
 func (s *Service) AddInstance(ctx context.Context, tenant, appID, id, endpoint string) error {
 	tid, err := tenants.ParseID(tenant)

@@ -163,6 +163,20 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (tenants.Token, err
 	return t, err
 }
 
+// AppliedApp is the answer to ApplyApp.
+type AppliedApp struct {
+	App     tenants.App `json:"app"`
+	Created bool        `json:"created"`
+}
+
+// ApplyApp registers an app from a declarative resource (blockgate's App
+// or Dapr's HTTPEndpoint) in YAML or JSON.
+func (c *Client) ApplyApp(ctx context.Context, tenant string, doc []byte) (AppliedApp, error) {
+	var out AppliedApp
+	err := c.do(ctx, http.MethodPut, "/v1/tenants/"+esc(tenant)+"/apps", "application/yaml", bytes.NewReader(doc), &out)
+	return out, err
+}
+
 // Component is a component as the admin API shows it.
 type Component struct {
 	Name      string          `json:"name"`

@@ -205,9 +205,9 @@ func (r *Registry) App(ctx context.Context, tenant tenants.ID, appID string) (te
 	a := tenants.App{Tenant: tenant, ID: appID}
 	err := r.tenant(ctx, tenant, func(tx pgx.Tx) error {
 		var intervalMS int64
-		err := tx.QueryRow(ctx, `SELECT endpoint, app_token, created_at, health_path, health_interval_ms, health_threshold
+		err := tx.QueryRow(ctx, `SELECT endpoint, app_token, created_at, health_path, health_interval_ms, health_threshold, headers
 			FROM apps WHERE tenant_id = $1 AND app_id = $2`, string(tenant), appID).
-			Scan(&a.Endpoint, &a.AppToken, &a.CreatedAt, &a.Health.Path, &intervalMS, &a.Health.Threshold)
+			Scan(&a.Endpoint, &a.AppToken, &a.CreatedAt, &a.Health.Path, &intervalMS, &a.Health.Threshold, &a.Headers)
 		if err != nil {
 			return err
 		}
@@ -219,6 +219,46 @@ func (r *Registry) App(ctx context.Context, tenant tenants.ID, appID string) (te
 		return a, fmt.Errorf("app %s in tenant %s: %w", appID, tenant, tenants.ErrNotFound)
 	}
 	return a, err
+}
+
+// ApplyApp registers an app from a declarative resource (tenants.ParseApp),
+// creating it or replacing its endpoint, instances, health check and
+// headers as a whole, in one transaction. An empty a.AppToken keeps the
+// token the app has. created is true when the app is new.
+func (r *Registry) ApplyApp(ctx context.Context, a tenants.App) (created bool, err error) {
+	if a.Headers == nil {
+		a.Headers = map[string]string{}
+	}
+	err = r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
+		err := tx.QueryRow(ctx, `INSERT INTO apps AS a (tenant_id, app_id, endpoint, app_token, headers,
+				health_path, health_interval_ms, health_threshold, declared)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true)
+			ON CONFLICT (tenant_id, app_id) DO UPDATE SET endpoint = EXCLUDED.endpoint,
+				app_token = CASE WHEN EXCLUDED.app_token = '' THEN a.app_token ELSE EXCLUDED.app_token END,
+				headers = EXCLUDED.headers, health_path = EXCLUDED.health_path,
+				health_interval_ms = EXCLUDED.health_interval_ms, health_threshold = EXCLUDED.health_threshold,
+				declared = true
+			RETURNING xmax = 0`,
+			string(a.Tenant), a.ID, a.Endpoint, a.AppToken, a.Headers, a.Health.Path,
+			max(a.Health.Interval.Milliseconds(), 100), max(a.Health.Threshold, 1)).Scan(&created)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM app_instances WHERE tenant_id = $1 AND app_id = $2", string(a.Tenant), a.ID); err != nil {
+			return nil, err
+		}
+		for _, in := range a.Instances {
+			if _, err := tx.Exec(ctx, "INSERT INTO app_instances (tenant_id, app_id, id, endpoint) VALUES ($1, $2, $3, $4)",
+				string(a.Tenant), a.ID, in.ID, in.Endpoint); err != nil {
+				return nil, err
+			}
+		}
+		return []Change{{Kind: "app", Tenant: a.Tenant, ID: a.ID}}, nil
+	})
+	if isForeignKeyViolation(err) {
+		return false, fmt.Errorf("tenant %s: %w", a.Tenant, tenants.ErrNotFound)
+	}
+	return created, err
 }
 
 // DeleteApp removes an app and revokes its tokens.
@@ -492,7 +532,7 @@ func (r *Registry) AppsWithEndpoints(ctx context.Context) ([]tenants.App, error)
 	var out []tenants.App
 	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
 		rows, err := tx.Query(ctx, `SELECT tenant_id, app_id, endpoint, app_token, created_at,
-				health_path, health_interval_ms, health_threshold
+				health_path, health_interval_ms, health_threshold, headers
 			FROM apps WHERE endpoint <> '' ORDER BY tenant_id, app_id`)
 		if err != nil {
 			return nil, err
@@ -500,7 +540,7 @@ func (r *Registry) AppsWithEndpoints(ctx context.Context) ([]tenants.App, error)
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (tenants.App, error) {
 			var a tenants.App
 			var ms int64
-			err := row.Scan(&a.Tenant, &a.ID, &a.Endpoint, &a.AppToken, &a.CreatedAt, &a.Health.Path, &ms, &a.Health.Threshold)
+			err := row.Scan(&a.Tenant, &a.ID, &a.Endpoint, &a.AppToken, &a.CreatedAt, &a.Health.Path, &ms, &a.Health.Threshold, &a.Headers)
 			a.Health.Interval = time.Duration(ms) * time.Millisecond
 			return a, err
 		})
