@@ -98,17 +98,17 @@ func (s *Server) proxy(_ any, ss grpc.ServerStream) error {
 			}
 		}
 	}()
-	// App → caller.
-	hdr, err := cs.Header()
-	if err != nil {
-		return err
-	}
-	if err := ss.SendHeader(hdr); err != nil {
-		return err
-	}
-	for {
+	// App → caller. The app's header goes out with its first message (or
+	// with the status when there is none), as one write rather than two.
+	for first := true; ; first = false {
 		f := &frame{}
-		if err := cs.RecvMsg(f); err != nil {
+		err := cs.RecvMsg(f)
+		if first {
+			if hdr, herr := cs.Header(); herr == nil {
+				ss.SetHeader(hdr)
+			}
+		}
+		if err != nil {
 			ss.SetTrailer(cs.Trailer())
 			if errors.Is(err, io.EOF) {
 				return nil
