@@ -212,3 +212,70 @@ func TestGRPCClientStreamingProxy(t *testing.T) {
 		t.Fatalf("trailer x-caller %v", got)
 	}
 }
+
+// TestGRPCAppSubscriptions: an app written with the Go SDK's gRPC service
+// declares its subscriptions in ListTopicSubscriptions and gets events
+// through OnTopicEvent; asking for a retry brings the same event back.
+func TestGRPCAppSubscriptions(t *testing.T) {
+	g := sharedGateway(t)
+	ctx := t.Context()
+	t.Setenv("APP_API_TOKEN", "")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type got struct{ id, data, topic string }
+	events := make(chan got, 16)
+	svc := daprgrpc.NewServiceWithListener(l)
+	retried := false
+	err = svc.AddTopicEventHandler(&common.Subscription{PubsubName: "pubsub", Topic: "invoices", Route: "/invoices"},
+		func(ctx context.Context, e *common.TopicEvent) (retry bool, err error) {
+			events <- got{e.ID, string(e.RawData), e.Topic}
+			if !retried {
+				retried = true
+				return true, errors.New("not yet")
+			}
+			return false, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go svc.Start()
+	t.Cleanup(func() { svc.GracefulStop() })
+
+	tok := newTenant(t, g, "grpcsub", "publisher", pubsubComponent)
+	if _, err := g.admin().CreateApp(ctx, "grpcsub", "ledger", "grpc://"+l.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	c := goClient(t, g, tok)
+	// The app's subscription is found by the delivery loop; publish until
+	// the first event arrives.
+	var first got
+	defer func() {
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", g.logs.String())
+		}
+	}()
+	waitUntil(t, "the gRPC app receives an event", func() bool {
+		if err := c.PublishEvent(ctx, "pubsub", "invoices", []byte(`{"n":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case first = <-events:
+			return true
+		case <-time.After(200 * time.Millisecond):
+			return false
+		}
+	})
+	if first.topic != "invoices" || first.data != `{"n":1}` {
+		t.Fatalf("first delivery %+v", first)
+	}
+	select {
+	case again := <-events:
+		if again.id != first.id {
+			t.Fatalf("after RETRY got event %s, want %s again", again.id, first.id)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the retried event did not come back")
+	}
+}

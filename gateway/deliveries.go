@@ -14,6 +14,7 @@ import (
 	"github.com/blockgate/blockgate/appchannel"
 	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/blocks/pubsub/pubsubpush"
+	"github.com/blockgate/blockgate/gateway/gatewaygrpc"
 	"github.com/blockgate/blockgate/tenants"
 	"github.com/blockgate/blockgate/tenants/tenantspg"
 )
@@ -222,7 +223,7 @@ func (d *deliveries) desired(ctx context.Context) (map[string]desired, error) {
 		}
 		want[id] = desired{
 			sub: pubsub.Subscriber{Tenant: a.Tenant, AppID: a.ID, Sub: s, Origin: origin,
-				Sink: pubsubpush.Sink{Pusher: d.pusher, App: a}},
+				Sink: d.sink(a)},
 			app: a,
 		}
 	}
@@ -237,6 +238,15 @@ func (d *deliveries) desired(ctx context.Context) (map[string]desired, error) {
 		}
 	}
 	return want, nil
+}
+
+// sink is how deliveries reach a: POST for apps that speak HTTP,
+// AppCallback.OnTopicEvent for apps that speak gRPC.
+func (d *deliveries) sink(a tenants.App) pubsub.Sink {
+	if a.SpeaksGRPC() {
+		return gatewaygrpc.AppSink{Channel: d.channel, App: a}
+	}
+	return pubsubpush.Sink{Pusher: d.pusher, App: a}
 }
 
 // discover asks an app for its programmatic subscriptions. An app that
@@ -255,11 +265,16 @@ func (d *deliveries) discover(ctx context.Context, a tenants.App) []pubsub.Subsc
 // ask reads an app's /dapr/subscribe; ok is false when the app gave no
 // usable answer.
 func (d *deliveries) ask(ctx context.Context, a tenants.App) (subs []pubsub.Subscription, ok bool) {
-	if a.SpeaksGRPC() {
-		return nil, true // gRPC apps are not asked (yet): declarative subscriptions only
-	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if a.SpeaksGRPC() {
+		subs, err := gatewaygrpc.ListSubscriptions(ctx, d.channel, a)
+		if err != nil {
+			d.logger.Debug("app did not answer ListTopicSubscriptions", "tenant", a.Tenant, "app_id", a.ID, "err", err)
+			return nil, false
+		}
+		return subs, true
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/dapr/subscribe", nil)
 	if err != nil {
 		return nil, false

@@ -59,8 +59,8 @@ type Subscriber struct {
 	Tenant tenants.ID
 	AppID  string
 	Sub    Subscription
-	// Stream marks an app-opened stream, which takes every event without a
-	// route.
+	// Stream marks an app-opened stream, which takes every event, also
+	// those its routes (if any) do not match.
 	Stream bool
 	// Origin says where the subscription came from, for the metadata API:
 	// OriginDeclarative, OriginProgrammatic or OriginStreaming.
@@ -187,8 +187,10 @@ func (h *handler) prepare(d Delivery) (Delivered, bool) {
 		_ = d.Drop()
 		return Delivered{}, false
 	}
+	// A subscription without routes (a stream, or a gRPC app's topic
+	// handler) takes every event with an empty path.
 	path := ""
-	if !h.sub.Stream || len(h.sub.Sub.Routes.Rules) > 0 || h.sub.Sub.Routes.Default != "" {
+	if len(h.sub.Sub.Routes.Rules) > 0 || h.sub.Sub.Routes.Default != "" {
 		var rerr error
 		path, rerr = h.router.Match(ev)
 		if rerr != nil {

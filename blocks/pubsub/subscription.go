@@ -102,7 +102,12 @@ func (s Subscription) Validate() error {
 }
 
 // validate checks everything but the name.
-func (s Subscription) validate() error {
+func (s Subscription) validate() error { return s.check(true) }
+
+// check is validate; needRoute false accepts a subscription without any
+// route, which a gRPC app's default handler takes (the event's path is
+// empty).
+func (s Subscription) check(needRoute bool) error {
 	if s.Pubsub == "" {
 		return errSubscription("pubsubname is required")
 	}
@@ -120,7 +125,7 @@ func (s Subscription) validate() error {
 			return errSubscription("deadLetterTopic must differ from topic %q", s.Topic)
 		}
 	}
-	if len(s.Routes.Rules) == 0 && s.Routes.Default == "" {
+	if needRoute && len(s.Routes.Rules) == 0 && s.Routes.Default == "" {
 		return errSubscription("no route: set a route, routes.default or routes.rules")
 	}
 	for i, r := range s.Routes.Rules {
@@ -291,6 +296,19 @@ type programmatic struct {
 // fails validation (as Validate, without a name) are errors naming the
 // entry. Entries have no Name and no Scopes.
 func ParseProgrammatic(body []byte) ([]Subscription, error) {
+	return parseProgrammatic(body, false)
+}
+
+// ParseProgrammaticGRPC reads a gRPC app's ListTopicSubscriptions answer in
+// the same JSON form (protojson of each TopicSubscription). Unlike
+// ParseProgrammatic it keeps an entry without routes: daprd delivers its
+// events to a gRPC app with an empty path, which the SDKs hand to the
+// topic's default handler.
+func ParseProgrammaticGRPC(body []byte) ([]Subscription, error) {
+	return parseProgrammatic(body, true)
+}
+
+func parseProgrammatic(body []byte, grpcApp bool) ([]Subscription, error) {
 	body = trimJSONSpace(body)
 	if len(body) == 0 {
 		return nil, nil
@@ -312,11 +330,11 @@ func ParseProgrammatic(body []byte) ([]Subscription, error) {
 		if s.Routes.Default == "" {
 			s.Routes.Default = it.Route
 		}
-		if len(s.Routes.Rules) == 0 && s.Routes.Default == "" {
+		if !grpcApp && len(s.Routes.Rules) == 0 && s.Routes.Default == "" {
 			continue // daprd: "topic has an empty routes. removing from subscriptions list"
 		}
 		s.normalize()
-		if err := s.validate(); err != nil {
+		if err := s.check(!grpcApp); err != nil {
 			return nil, fmt.Errorf("invalid subscription %d (pubsub %q, topic %q) in the app's answer: %w", i, s.Pubsub, s.Topic, err)
 		}
 		subs = append(subs, s)
