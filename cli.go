@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/blockgate/blockgate/admin/adminclient"
-	"github.com/blockgate/blockgate/tenants"
 )
 
 // adminCommand runs one of the admin subcommands against the admin API at
@@ -35,7 +34,7 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 	ttl := fs.Duration("ttl", 0, "token lifetime, e.g. 24h (default 24h, at most 720h)")
 	file := fs.String("f", "", "resource file (YAML or JSON), - for standard input")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pubsubMax := fs.String("pubsub-max-bytes", "", "tenant limit of stored pub/sub messages, e.g. 512MiB or 2GiB (0: the gateway's default)")
+	quotaFlags := newQuotaFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -85,17 +84,20 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 		if err := need(1, "one tenant name"); err != nil {
 			return err
 		}
-		n, err := parseBytes(*pubsubMax)
-		if err != nil {
-			return usageError{fmt.Sprintf("--pubsub-max-bytes: %v", err)}
-		}
-		t, err := c.SetLimits(ctx, pos[0], tenants.Limits{PubsubMaxBytes: n})
+		// Only the limits named by flags change; the others stay.
+		cur, err := c.Tenant(ctx, pos[0])
 		if err != nil {
 			return err
 		}
-		return show(out, *asJSON, t, func(w io.Writer) {
-			fmt.Fprintf(w, "tenant %s: pub/sub storage limit %s\n", t.ID, describeBytes(t.Limits.PubsubMaxBytes))
-		})
+		l := cur.Limits
+		if err := quotaFlags.apply(fs, &l); err != nil {
+			return err
+		}
+		t, err := c.SetLimits(ctx, pos[0], l)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, t, func(w io.Writer) { describeLimits(w, t) })
 	case "tenant delete":
 		if err := need(1, "one tenant name"); err != nil {
 			return err

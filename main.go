@@ -76,7 +76,9 @@ Administer (BLOCKGATE_ADMIN_URL, BLOCKGATE_ADMIN_TOKEN):
   blockgate tenant create NAME
   blockgate tenant list
   blockgate tenant delete NAME
-  blockgate tenant limits NAME --pubsub-max-bytes SIZE
+  blockgate tenant limits NAME [--rps N --burst N --app-rps N --app-burst N
+        --max-request-bytes SIZE --state-max-bytes SIZE --pubsub-max-bytes SIZE
+        --max-subscriptions N --max-apps N --max-connections N]   (0 default, -1 none)
   blockgate app create --tenant NAME APP_ID [--endpoint URL [--app-token TOKEN]]
   blockgate app apply --tenant NAME -f APP.yaml   (blockgate App or Dapr HTTPEndpoint)
   blockgate app list --tenant NAME

@@ -33,7 +33,7 @@ type HandlerConfig struct {
 //	GET    /v1/tenants
 //	GET    /v1/tenants/{tenant}
 //	DELETE /v1/tenants/{tenant}
-//	PUT    /v1/tenants/{tenant}/limits               {"pubsubMaxBytes"}
+//	PUT    /v1/tenants/{tenant}/limits               tenants.Limits: {"pubsubMaxBytes", "requestsPerSecond", ...}
 //	POST   /v1/tenants/{tenant}/apps                 {"appId", "endpoint", "appToken"}
 //	PUT    /v1/tenants/{tenant}/apps                 App or HTTPEndpoint resource, YAML or JSON
 //	GET    /v1/tenants/{tenant}/apps

@@ -100,10 +100,13 @@ func (s *Service) SetLimits(ctx context.Context, name string, l tenants.Limits) 
 	if l.PubsubMaxBytes > 0 && l.PubsubMaxBytes < 1<<20 {
 		return invalid(fmt.Errorf("pubsubMaxBytes %d is below the minimum of 1 MiB", l.PubsubMaxBytes))
 	}
+	if err := l.Validate(); err != nil {
+		return invalid(err)
+	}
 	if err := s.registry.SetLimits(ctx, id, l); err != nil {
 		return err
 	}
-	s.logger.Info("tenant limits set", "tenant", id, "pubsub_max_bytes", l.PubsubMaxBytes)
+	s.logger.Info("tenant limits set", "tenant", id, "limits", l)
 	return nil
 }
 

@@ -10,6 +10,7 @@ package tenants
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"time"
@@ -58,10 +59,69 @@ type Tenant struct {
 	Limits    Limits    `json:"limits"`
 }
 
-// Limits are a tenant's quotas; a zero field means the gateway's default.
+// Limits are a tenant's quotas; a zero field means the gateway's default
+// (its flags), and a negative one (PubsubMaxBytes aside) no limit for this
+// tenant.
 type Limits struct {
 	// PubsubMaxBytes bounds the tenant's stored pub/sub messages.
 	PubsubMaxBytes int64 `json:"pubsubMaxBytes,omitempty"`
+	// RequestsPerSecond and RequestBurst are the tenant's token bucket of
+	// API requests, shared by all its apps and all gateway nodes.
+	RequestsPerSecond float64 `json:"requestsPerSecond,omitempty"`
+	RequestBurst      int     `json:"requestBurst,omitempty"`
+	// AppRequestsPerSecond and AppRequestBurst bound each app of the
+	// tenant within the tenant's bucket.
+	AppRequestsPerSecond float64 `json:"appRequestsPerSecond,omitempty"`
+	AppRequestBurst      int     `json:"appRequestBurst,omitempty"`
+	// MaxRequestBytes bounds one request body (HTTP) or message (gRPC).
+	MaxRequestBytes int64 `json:"maxRequestBytes,omitempty"`
+	// StateMaxBytes bounds the tenant's stored state (keys and values).
+	StateMaxBytes int64 `json:"stateMaxBytes,omitempty"`
+	// MaxSubscriptions bounds declarative plus streaming subscriptions.
+	MaxSubscriptions int `json:"maxSubscriptions,omitempty"`
+	// MaxApps bounds the apps of the tenant.
+	MaxApps int `json:"maxApps,omitempty"`
+	// MaxConnections bounds the tenant's concurrent requests and streams
+	// on one gateway node.
+	MaxConnections int `json:"maxConnections,omitempty"`
+}
+
+// Or returns l with every zero field taken from defaults.
+func (l Limits) Or(defaults Limits) Limits {
+	pick := func(v, d int64) int64 {
+		if v == 0 {
+			return d
+		}
+		return v
+	}
+	pickF := func(v, d float64) float64 {
+		if v == 0 {
+			return d
+		}
+		return v
+	}
+	return Limits{
+		PubsubMaxBytes:       pick(l.PubsubMaxBytes, defaults.PubsubMaxBytes),
+		RequestsPerSecond:    pickF(l.RequestsPerSecond, defaults.RequestsPerSecond),
+		RequestBurst:         int(pick(int64(l.RequestBurst), int64(defaults.RequestBurst))),
+		AppRequestsPerSecond: pickF(l.AppRequestsPerSecond, defaults.AppRequestsPerSecond),
+		AppRequestBurst:      int(pick(int64(l.AppRequestBurst), int64(defaults.AppRequestBurst))),
+		MaxRequestBytes:      pick(l.MaxRequestBytes, defaults.MaxRequestBytes),
+		StateMaxBytes:        pick(l.StateMaxBytes, defaults.StateMaxBytes),
+		MaxSubscriptions:     int(pick(int64(l.MaxSubscriptions), int64(defaults.MaxSubscriptions))),
+		MaxApps:              int(pick(int64(l.MaxApps), int64(defaults.MaxApps))),
+		MaxConnections:       int(pick(int64(l.MaxConnections), int64(defaults.MaxConnections))),
+	}
+}
+
+// Validate rejects limits that cannot be meant: NaN or infinite rates.
+func (l Limits) Validate() error {
+	for name, v := range map[string]float64{"requestsPerSecond": l.RequestsPerSecond, "appRequestsPerSecond": l.AppRequestsPerSecond} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%s must be a finite number", name)
+		}
+	}
+	return nil
 }
 
 // App is an application inside a tenant, known by its Dapr app id.

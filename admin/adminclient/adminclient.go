@@ -104,6 +104,13 @@ func (c *Client) SetLimits(ctx context.Context, name string, l tenants.Limits) (
 	return t, err
 }
 
+// Tenant returns one tenant with its limits.
+func (c *Client) Tenant(ctx context.Context, name string) (tenants.Tenant, error) {
+	var t tenants.Tenant
+	err := c.doJSON(ctx, http.MethodGet, "/v1/tenants/"+esc(name), nil, &t)
+	return t, err
+}
+
 // DeleteTenant deletes a tenant with everything in it.
 func (c *Client) DeleteTenant(ctx context.Context, name string) error {
 	return c.doJSON(ctx, http.MethodDelete, "/v1/tenants/"+esc(name), nil, nil)

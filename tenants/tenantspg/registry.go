@@ -108,13 +108,15 @@ func (r *Registry) CreateTenant(ctx context.Context, id tenants.ID) (tenants.Ten
 func (r *Registry) Tenants(ctx context.Context) ([]tenants.Tenant, error) {
 	var out []tenants.Tenant
 	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
-		rows, err := tx.Query(ctx, "SELECT id, created_at, coalesce(pubsub_max_bytes, 0) FROM tenants ORDER BY id")
+		rows, err := tx.Query(ctx, "SELECT id, created_at, coalesce(pubsub_max_bytes, 0), quotas FROM tenants ORDER BY id")
 		if err != nil {
 			return nil, err
 		}
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (tenants.Tenant, error) {
 			var t tenants.Tenant
-			err := row.Scan(&t.ID, &t.CreatedAt, &t.Limits.PubsubMaxBytes)
+			var pubsubMax int64
+			err := row.Scan(&t.ID, &t.CreatedAt, &pubsubMax, &t.Limits)
+			t.Limits.PubsubMaxBytes = pubsubMax
 			return t, err
 		})
 		return nil, err
@@ -126,8 +128,11 @@ func (r *Registry) Tenants(ctx context.Context) ([]tenants.Tenant, error) {
 func (r *Registry) Tenant(ctx context.Context, id tenants.ID) (tenants.Tenant, error) {
 	t := tenants.Tenant{ID: id}
 	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
-		return nil, tx.QueryRow(ctx, "SELECT created_at, coalesce(pubsub_max_bytes, 0) FROM tenants WHERE id = $1",
-			string(id)).Scan(&t.CreatedAt, &t.Limits.PubsubMaxBytes)
+		var pubsubMax int64
+		err := tx.QueryRow(ctx, "SELECT created_at, coalesce(pubsub_max_bytes, 0), quotas FROM tenants WHERE id = $1",
+			string(id)).Scan(&t.CreatedAt, &pubsubMax, &t.Limits)
+		t.Limits.PubsubMaxBytes = pubsubMax
+		return nil, err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("tenant %s: %w", id, tenants.ErrNotFound)
@@ -138,7 +143,10 @@ func (r *Registry) Tenant(ctx context.Context, id tenants.ID) (tenants.Tenant, e
 // SetLimits replaces a tenant's limits; zero fields return to the defaults.
 func (r *Registry) SetLimits(ctx context.Context, id tenants.ID, l tenants.Limits) error {
 	return r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
-		tag, err := tx.Exec(ctx, "UPDATE tenants SET pubsub_max_bytes = nullif($2, 0) WHERE id = $1", string(id), l.PubsubMaxBytes)
+		quotas := l
+		quotas.PubsubMaxBytes = 0 // a column of its own
+		tag, err := tx.Exec(ctx, "UPDATE tenants SET pubsub_max_bytes = nullif($2, 0), quotas = $3 WHERE id = $1",
+			string(id), max(l.PubsubMaxBytes, 0), quotas)
 		if err == nil && tag.RowsAffected() == 0 {
 			err = fmt.Errorf("tenant %s: %w", id, tenants.ErrNotFound)
 		}
