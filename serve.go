@@ -95,6 +95,7 @@ func serve(ctx context.Context, args []string) error {
 	var cfg gateway.Config
 	var logLevel, logFormat string
 	var maxBody, pubsubMax int
+	var masterKeyFile, tlsNames string
 	fs := newEnvFlags("serve")
 	nodeFlags(fs, &cfg)
 	fs.string(&cfg.Host, "host", "", "address the API, admin and metrics listeners bind (empty: all interfaces)")
@@ -109,10 +110,26 @@ func serve(ctx context.Context, args []string) error {
 	fs.int(&pubsubMax, "pubsub-max-bytes", 1<<30, "default limit of a tenant's stored pub/sub messages, in bytes")
 	fs.duration(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for in-flight requests")
 	fs.bool(&cfg.Dev, "dev", false, "create tenant default, app app1 and dev components; write <data-dir>/dev.env")
+	fs.string(&cfg.TrustDomain, "trust-domain", "blockgate.local", "SPIFFE trust domain of the apps' certificates (the same on every node)")
+	fs.string(&masterKeyFile, "ca-master-key-file", "", "file holding the key (32+ bytes) that encrypts the CA's keys at rest; empty: <data-dir>/ca-master.key")
+	fs.string(&cfg.CARootCertFile, "ca-root-cert", "", "PEM root CA certificate to issue under (with --ca-root-key); empty: a self-signed root")
+	fs.string(&cfg.CARootKeyFile, "ca-root-key", "", "PEM private key of --ca-root-cert")
+	fs.duration(&cfg.SVIDTTL, "svid-ttl", 24*time.Hour, "default lifetime of an app's certificate")
+	fs.bool(&cfg.TLS, "tls", false, "serve the HTTP and gRPC APIs over TLS; clients may then authenticate with their SVID (mTLS)")
+	fs.string(&tlsNames, "tls-names", "", "comma-separated DNS names and IPs of the API certificate (default localhost, 127.0.0.1, ::1, the host name)")
+	fs.string(&cfg.FederationCAFile, "federation-ca-file", "", "PEM roots to trust when fetching federated issuers' keys (e.g. a Kubernetes API server's CA)")
 	fs.string(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.string(&logFormat, "log-format", "text", "text or json")
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if err := readMasterKey(&cfg, masterKeyFile); err != nil {
+		return err
+	}
+	for _, n := range strings.Split(tlsNames, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			cfg.TLSNames = append(cfg.TLSNames, n)
+		}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
@@ -126,6 +143,27 @@ func serve(ctx context.Context, args []string) error {
 	cfg.Version = version
 	cfg.Logger = logger
 	return gateway.Run(ctx, cfg)
+}
+
+// readMasterKey fills cfg.CAMasterKey from BLOCKGATE_CA_MASTER_KEY (the key
+// itself) or from file; neither leaves it empty for the data dir's key.
+func readMasterKey(cfg *gateway.Config, file string) error {
+	if v := os.Getenv("BLOCKGATE_CA_MASTER_KEY"); v != "" {
+		if file != "" {
+			return usageError{"BLOCKGATE_CA_MASTER_KEY and --ca-master-key-file both set the CA master key: keep one"}
+		}
+		cfg.CAMasterKey = []byte(strings.TrimSpace(v))
+		return nil
+	}
+	if file == "" {
+		return nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("--ca-master-key-file: %w", err)
+	}
+	cfg.CAMasterKey = []byte(strings.TrimSpace(string(b)))
+	return nil
 }
 
 func migrate(ctx context.Context, args []string) error {

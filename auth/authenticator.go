@@ -2,13 +2,18 @@ package auth
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/blockgate/blockgate/auth/authca"
 	"github.com/blockgate/blockgate/auth/authjwt"
+	"github.com/blockgate/blockgate/auth/authoidc"
 	"github.com/blockgate/blockgate/tenants"
 )
 
@@ -20,6 +25,19 @@ type Revocations interface {
 // ErrRevoked is returned for a token that was revoked.
 var ErrRevoked = errors.New("token revoked")
 
+// ErrNoCredential is returned for a request with neither a token nor a
+// client certificate.
+var ErrNoCredential = errors.New("no app token: send it in the dapr-api-token header or as Authorization: Bearer, or present an SVID over mTLS")
+
+// Federated verifies the tokens of external issuers that tenants trust
+// (authoidc.Verifier).
+type Federated interface {
+	// Active reports whether any issuer is trusted at all.
+	Active() bool
+	HasIssuer(iss string) bool
+	Verify(ctx context.Context, token string) (tenants.Principal, error)
+}
+
 // Authenticator turns an app token into a Principal: the token authority
 // checks the signature and claims (caching tokens it has verified), and
 // revocation is checked on every call against an in-memory set that Refresh
@@ -29,9 +47,15 @@ var ErrRevoked = errors.New("token revoked")
 // It is safe for concurrent use.
 type Authenticator struct {
 	jwt         *authjwt.Authority
+	issuer      string
 	revocations Revocations
 	logger      *slog.Logger
 	now         func() time.Time
+	// federated, when set, verifies tokens of other issuers.
+	federated Federated
+	// trustDomain, when set, makes verified client certificates (SVIDs
+	// of apps in it) credentials.
+	trustDomain spiffeid.TrustDomain
 
 	revoked atomic.Pointer[map[string]struct{}]
 	mu      sync.Mutex // serialises writers of revoked and guards marked
@@ -40,20 +64,57 @@ type Authenticator struct {
 	marked map[string]time.Time
 }
 
+// Options are the credentials an Authenticator accepts beside the
+// gateway's own app tokens.
+type Options struct {
+	// Federated verifies tokens of external issuers; nil accepts none.
+	Federated Federated
+	// TrustDomain, when not zero, accepts client certificates that the TLS
+	// listener verified against the gateway's CA (authca.ServerTLSConfig)
+	// and that name an app of a tenant in it.
+	TrustDomain spiffeid.TrustDomain
+}
+
 // NewAuthenticator returns an authenticator over the token authority and the
 // registry's revocation list.
-func NewAuthenticator(a *authjwt.Authority, rev Revocations, logger *slog.Logger) *Authenticator {
-	au := &Authenticator{jwt: a, revocations: rev, logger: logger.With("component", "auth"), now: time.Now,
-		marked: make(map[string]time.Time)}
+func NewAuthenticator(a *authjwt.Authority, rev Revocations, logger *slog.Logger, opts Options) *Authenticator {
+	au := &Authenticator{jwt: a, issuer: a.Issuer(), revocations: rev, logger: logger.With("component", "auth"), now: time.Now,
+		marked: make(map[string]time.Time), federated: opts.Federated, trustDomain: opts.TrustDomain}
 	empty := map[string]struct{}{}
 	au.revoked.Store(&empty)
 	return au
 }
 
+// AuthenticateRequest returns who a request speaks for: its token when it
+// has one, else the SVID its client presented over mTLS (conn is the
+// connection's TLS state, nil for plain connections). A token wins over a
+// certificate, as an explicit credential.
+func (a *Authenticator) AuthenticateRequest(ctx context.Context, token string, conn *tls.ConnectionState) (tenants.Principal, error) {
+	if token != "" || conn == nil || a.trustDomain.IsZero() {
+		return a.Authenticate(ctx, token)
+	}
+	id, ok := authca.PeerID(*conn)
+	if !ok {
+		return tenants.Principal{}, ErrNoCredential
+	}
+	p, err := authca.PrincipalOf(id, a.trustDomain)
+	if err != nil {
+		return tenants.Principal{}, err
+	}
+	return p, nil
+}
+
 // Authenticate verifies token and returns who it speaks for.
 func (a *Authenticator) Authenticate(ctx context.Context, token string) (tenants.Principal, error) {
 	if token == "" {
-		return tenants.Principal{}, errors.New("no app token: send it in the dapr-api-token header or as Authorization: Bearer")
+		return tenants.Principal{}, ErrNoCredential
+	}
+	if f := a.federated; f != nil && f.Active() {
+		// Only a tenant's trusted issuer routes away from the gateway's
+		// own tokens; an unverified iss decides nothing else.
+		if iss, ok := authoidc.PeekIssuer(token); ok && iss != a.issuer && f.HasIssuer(iss) {
+			return f.Verify(ctx, token)
+		}
 	}
 	c, err := a.jwt.Verify(ctx, token)
 	if err != nil {

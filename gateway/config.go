@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -35,6 +36,31 @@ type Config struct {
 	PostgresURL string
 	// NATSURL points at an external NATS cluster; empty embeds a server.
 	NATSURL string
+
+	// TrustDomain is the SPIFFE trust domain of the apps' identities
+	// (spiffe://<domain>/tenant/<tenant>/app/<app-id>); default
+	// "blockgate.local". Every node of a cluster must use the same.
+	TrustDomain string
+	// CAMasterKey encrypts the certificate authority's keys at rest (at
+	// least 32 bytes, the same on every node); empty reads or creates
+	// DataDir/ca-master.key.
+	CAMasterKey []byte
+	// CARootCertFile and CARootKeyFile name an operator's root CA (PEM)
+	// under which the gateway makes its issuing certificates; empty makes
+	// a self-signed root.
+	CARootCertFile, CARootKeyFile string
+	// SVIDTTL is the default lifetime of an app's certificate; default 24h.
+	SVIDTTL time.Duration
+	// TLS serves the HTTP and gRPC APIs over TLS with certificates from the
+	// gateway's CA. A client may then present its SVID instead of a token
+	// (mTLS); plain token clients keep working over TLS.
+	TLS bool
+	// TLSNames are the DNS names and IP addresses of the API listeners'
+	// certificate; default localhost, 127.0.0.1, ::1 and the host name.
+	TLSNames []string
+	// FederationCAFile adds PEM roots to trust when fetching federated
+	// issuers' keys (a Kubernetes API server's CA); empty: system roots.
+	FederationCAFile string
 
 	// AdminToken is the platform admin token; empty generates one, stored
 	// in DataDir/admin-token.
@@ -95,6 +121,27 @@ func (c *Config) Validate() error {
 	}
 	if c.PubsubMaxBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("--pubsub-max-bytes %d is too small; use at least 1 MiB", c.PubsubMaxBytes))
+	}
+	if c.TrustDomain == "" {
+		c.TrustDomain = "blockgate.local"
+	}
+	if c.SVIDTTL == 0 {
+		c.SVIDTTL = 24 * time.Hour
+	}
+	if c.SVIDTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("--svid-ttl %s is too short; use at least 1m", c.SVIDTTL))
+	}
+	if len(c.CAMasterKey) > 0 && len(c.CAMasterKey) < 32 {
+		errs = append(errs, fmt.Errorf("the CA master key has %d bytes; it needs at least 32 (e.g. openssl rand -hex 32)", len(c.CAMasterKey)))
+	}
+	if (c.CARootCertFile == "") != (c.CARootKeyFile == "") {
+		errs = append(errs, errors.New("--ca-root-cert and --ca-root-key go together"))
+	}
+	if len(c.TLSNames) == 0 {
+		c.TLSNames = []string{"localhost", "127.0.0.1", "::1"}
+		if h, err := os.Hostname(); err == nil && h != "" {
+			c.TLSNames = append(c.TLSNames, h)
+		}
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 15 * time.Second

@@ -26,7 +26,9 @@ import (
 
 	"github.com/blockgate/blockgate/appchannel"
 	"github.com/blockgate/blockgate/auth"
+	"github.com/blockgate/blockgate/auth/authca"
 	"github.com/blockgate/blockgate/auth/authjwt"
+	"github.com/blockgate/blockgate/auth/authoidc"
 	"github.com/blockgate/blockgate/blocks/invoke"
 	"github.com/blockgate/blockgate/blocks/metadata"
 	"github.com/blockgate/blockgate/blocks/pubsub"
@@ -69,6 +71,8 @@ type node struct {
 	apps       *tenants.AppCache
 	resilience *resiliencies
 	channel    *appchannel.Channel
+	ca         *authca.CA
+	oidc       *authoidc.Verifier
 	invoke     *invoke.Service
 	metadata   *metadata.Service
 }
@@ -158,7 +162,10 @@ func (n *node) start(ctx context.Context) error {
 	if err := n.tokens.Load(ctx); err != nil {
 		return fmt.Errorf("loading token signing keys: %w", err)
 	}
-	n.authn = auth.NewAuthenticator(n.tokens, n.registry, log)
+	if err := n.startIdentity(ctx); err != nil {
+		return err
+	}
+	n.authn = auth.NewAuthenticator(n.tokens, n.registry, log, auth.Options{Federated: n.oidc, TrustDomain: n.ca.TrustDomain()})
 	if err := n.authn.Refresh(ctx); err != nil {
 		return fmt.Errorf("loading token revocations: %w", err)
 	}
@@ -247,12 +254,16 @@ func (n *node) ready(ctx context.Context) error {
 func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 	switch c.Kind {
 	case tenantspg.ResyncKind:
+		n.reloadIdentity(ctx, true, true)
 		n.comps.InvalidateAll()
 		n.apps.InvalidateAll()
 		n.resilience.InvalidateAll()
 		n.refreshAuth(ctx, true)
 		n.deliveries.Changed()
 	case "component", "tenant":
+		if c.Kind == "tenant" {
+			n.reloadIdentity(ctx, false, true) // a deleted tenant's federations are gone
+		}
 		n.comps.Invalidate(c.Tenant)
 		n.apps.Invalidate(c.Tenant)
 		n.deliveries.Changed()
@@ -273,9 +284,30 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 		}()
 	case "token":
 		n.refreshAuth(ctx, false)
+	case tenantspg.CAKind:
+		n.reloadIdentity(ctx, true, false)
+	case "federation":
+		n.reloadIdentity(ctx, false, true)
 	case "key":
 		n.refreshAuth(ctx, true)
 	}
+}
+
+// reloadIdentity reloads the CA's generations and the federated issuers,
+// off the listener's goroutine.
+func (n *node) reloadIdentity(ctx context.Context, ca, federations bool) {
+	go func() {
+		if ca {
+			if err := n.ca.Reload(ctx); err != nil && ctx.Err() == nil {
+				n.cfg.Logger.Warn("reloading the certificate authority failed", "err", err)
+			}
+		}
+		if federations {
+			if err := n.reloadFederations(ctx); err != nil && ctx.Err() == nil {
+				n.cfg.Logger.Warn("reloading federated issuers failed", "err", err)
+			}
+		}
+	}()
 }
 
 func (n *node) refreshAuth(ctx context.Context, keys bool) {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/blockgate/blockgate/admin"
 	"github.com/blockgate/blockgate/gateway/gatewaygrpc"
@@ -67,15 +68,22 @@ func (n *node) serve(ctx context.Context) error {
 
 	httpSrv := &http.Server{
 		Handler: metrics.wrapHTTP(gatewayhttp.New(gatewayhttp.Config{
-			State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Metadata: n.metadata, Auth: n.authn, JWKS: n.tokens.JWKS,
+			State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Metadata: n.metadata, Auth: n.authn, JWKS: n.tokens.JWKS, Identity: n.ca,
 			Ready: n.ready, MaxBodyBytes: n.cfg.MaxBodyBytes, Logger: log,
 		})),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	grpcOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(metrics.unaryInterceptor), grpc.ChainStreamInterceptor(metrics.streamInterceptor)}
+	if n.cfg.TLS {
+		tlsCfg := n.serverTLS()
+		httpSrv.TLSConfig = tlsCfg
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
 	grpcSrv := gatewaygrpc.New(gatewaygrpc.Config{
-		State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Channel: n.channel, Metadata: n.metadata, Auth: n.authn, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
-	}, grpc.ChainUnaryInterceptor(metrics.unaryInterceptor), grpc.ChainStreamInterceptor(metrics.streamInterceptor))
+		State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Channel: n.channel, Metadata: n.metadata, Auth: n.authn,
+		Identity: n.ca, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
+	}, grpcOpts...)
 	adminSrv := &http.Server{
 		Handler:           admin.Handler(adminSvc, admin.HandlerConfig{Token: adminToken, JWKS: n.tokens.JWKS, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -109,9 +117,21 @@ func (n *node) serve(ctx context.Context) error {
 	loops.Go(func() error { return n.statepg.RunRelay(loopCtx, n.broker.PublishBatch) })
 	loops.Go(func() error { return n.deliveries.Run(loopCtx) })
 	loops.Go(func() error { return n.channel.Run(loopCtx) })
+	loops.Go(func() error { return n.ca.Run(loopCtx) })
+	loops.Go(func() error { return n.oidc.Run(loopCtx) })
 
 	servers, sctx := errgroup.WithContext(ctx)
-	servers.Go(func() error { return serveHTTP(httpSrv, lHTTP) })
+	servers.Go(func() error {
+		if httpSrv.TLSConfig != nil {
+			// ServeTLS adds h2 to the protocols; the certificates come
+			// from TLSConfig.GetCertificate.
+			if err := httpSrv.ServeTLS(lHTTP, "", ""); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		}
+		return serveHTTP(httpSrv, lHTTP)
+	})
 	servers.Go(func() error { return grpcSrv.Serve(lGRPC) })
 	servers.Go(func() error { return serveHTTP(adminSrv, lAdmin) })
 	if metricsSrv != nil {

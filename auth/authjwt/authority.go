@@ -594,6 +594,9 @@ func (a *Authority) reloadForUnknownKID(ctx context.Context, kid string) error {
 	return nil
 }
 
+// Issuer is the iss claim of the tokens the authority issues and accepts.
+func (a *Authority) Issuer() string { return a.cfg.Issuer }
+
 // JWKS returns the JSON Web Key Set of every key that still verifies, newest
 // first, for /.well-known/jwks.json. The slice is the caller's.
 func (a *Authority) JWKS() []byte {

@@ -269,6 +269,13 @@ func (v *Verifier) HasIssuer(iss string) bool {
 	return v.snap.Load().byIssuer[iss] != nil
 }
 
+// Active reports whether any federation is set, so that a caller can skip
+// looking at tokens' issuers when no tenant federates. Safe for concurrent
+// use.
+func (v *Verifier) Active() bool {
+	return len(v.snap.Load().byIssuer) > 0
+}
+
 // PeekIssuer returns the iss claim of a token without verifying anything,
 // for routing only: ok is false when the token is not a JWS whose payload
 // is a JSON object with a string iss.

@@ -8,16 +8,20 @@ package gatewaygrpc
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"log/slog"
 	"strings"
 	"time"
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
+	sentryv1 "github.com/dapr/dapr/pkg/proto/sentry/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/blockgate/blockgate/appchannel"
@@ -30,9 +34,10 @@ import (
 	"github.com/blockgate/blockgate/tenants"
 )
 
-// Authenticator turns an app token into a principal.
+// Authenticator turns a call's credential (its app token, else the client
+// certificate of a TLS connection, nil for plain ones) into a principal.
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (tenants.Principal, error)
+	AuthenticateRequest(ctx context.Context, token string, conn *tls.ConnectionState) (tenants.Principal, error)
 }
 
 // Config is what the gRPC API serves.
@@ -44,6 +49,9 @@ type Config struct {
 	Channel  *appchannel.Channel
 	Metadata *blockmetadata.Service
 	Auth     Authenticator
+	// Identity issues apps' certificates through Dapr's Sentry API; nil
+	// answers Unimplemented.
+	Identity Identity
 	// StreamAckTimeout is how long a streaming subscriber has to settle an
 	// event before it is redelivered; default 1m.
 	StreamAckTimeout time.Duration
@@ -78,6 +86,7 @@ func New(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 	)
 	gs := grpc.NewServer(opts...)
 	runtimev1.RegisterDaprServer(gs, s)
+	sentryv1.RegisterCAServer(gs, sentry{s: s})
 	return gs
 }
 
@@ -94,14 +103,27 @@ func tokenFrom(ctx context.Context) string {
 }
 
 func (s *Server) authenticate(ctx context.Context) (context.Context, error) {
-	p, err := s.cfg.Auth.Authenticate(ctx, tokenFrom(ctx))
+	p, err := s.cfg.Auth.AuthenticateRequest(ctx, tokenFrom(ctx), tlsState(ctx))
 	if err != nil {
 		return nil, blocks.ErrUnauthenticated("invalid api token: %v", err)
 	}
 	return auth.WithPrincipal(ctx, p), nil
 }
 
-func (s *Server) unaryAuth(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+// tlsState is the TLS state of the call's connection; nil for plain ones.
+func tlsState(ctx context.Context) *tls.ConnectionState {
+	if pr, ok := peer.FromContext(ctx); ok {
+		if info, ok := pr.AuthInfo.(credentials.TLSInfo); ok {
+			return &info.State
+		}
+	}
+	return nil
+}
+
+func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if info.FullMethod == sentryMethod {
+		return h(ctx, req) // authenticates with the request's token field
+	}
 	ctx, err := s.authenticate(ctx)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ package gatewayhttp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -23,9 +24,11 @@ import (
 	"github.com/blockgate/blockgate/tenants"
 )
 
-// Authenticator turns an app token into a principal.
+// Authenticator turns a request's credential (its app token, else the
+// client certificate of a TLS connection, nil for plain ones) into a
+// principal.
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (tenants.Principal, error)
+	AuthenticateRequest(ctx context.Context, token string, conn *tls.ConnectionState) (tenants.Principal, error)
 }
 
 // Config is what the HTTP API serves and with which limits.
@@ -37,6 +40,8 @@ type Config struct {
 	Auth     Authenticator
 	// JWKS returns the token signing keys' JSON Web Key Set.
 	JWKS func() []byte
+	// Identity issues apps' certificates; nil answers 501.
+	Identity Identity
 	// Ready reports whether the node can serve (dependencies up); healthz
 	// answers 500 with its error otherwise.
 	Ready func(ctx context.Context) error
@@ -60,6 +65,8 @@ func New(cfg Config) http.Handler {
 	e.GET("/v1.0/healthz", s.healthz)
 	e.GET("/v1.0/healthz/outbound", s.healthzOutbound)
 	e.GET("/.well-known/jwks.json", s.jwks)
+	e.GET(bundlePath, s.trustBundle)
+	e.POST("/v1.0-alpha1/identity/svid", s.issueSVID)
 
 	e.GET("/v1.0/metadata", s.getMetadata)
 	e.PUT("/v1.0/metadata/:key", s.putMetadata)
@@ -88,8 +95,11 @@ type server struct {
 
 // public paths need no app token.
 func public(path string) bool {
-	return path == "/v1.0/healthz" || path == "/v1.0/healthz/outbound" || path == "/.well-known/jwks.json"
+	return path == "/v1.0/healthz" || path == "/v1.0/healthz/outbound" || path == "/.well-known/jwks.json" || path == bundlePath
 }
+
+// bundlePath serves the trust bundle (PEM) without a token.
+const bundlePath = "/v1.0-alpha1/identity/bundle"
 
 // token finds the app token the way the Dapr SDKs send it, or as a bearer token.
 func token(h http.Header) string {
@@ -108,7 +118,7 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if public(r.URL.Path) {
 			return next(c)
 		}
-		p, err := s.cfg.Auth.Authenticate(r.Context(), token(r.Header))
+		p, err := s.cfg.Auth.AuthenticateRequest(r.Context(), token(r.Header), r.TLS)
 		if err != nil {
 			return blocks.ErrUnauthenticated("invalid api token: %v", err)
 		}

@@ -5,6 +5,7 @@ package gatewaytest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -20,8 +21,9 @@ import (
 // Auth accepts tokens of the form "tenant/app".
 type Auth struct{}
 
-// Authenticate implements the transports' Authenticator.
-func (Auth) Authenticate(_ context.Context, tok string) (tenants.Principal, error) {
+// AuthenticateRequest implements the transports' Authenticator; it ignores
+// the connection.
+func (Auth) AuthenticateRequest(_ context.Context, tok string, _ *tls.ConnectionState) (tenants.Principal, error) {
 	t, a, ok := strings.Cut(tok, "/")
 	if !ok {
 		return tenants.Principal{}, errors.New("bad token")
