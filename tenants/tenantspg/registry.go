@@ -375,6 +375,20 @@ func (r *Registry) RevokeToken(ctx context.Context, id string) (tenants.Token, e
 	return t, err
 }
 
+// Token returns one app token by id; tenants.ErrNotFound if there is none.
+func (r *Registry) Token(ctx context.Context, id string) (tenants.Token, error) {
+	var t tenants.Token
+	err := r.platform(ctx, func(tx pgx.Tx) ([]Change, error) {
+		err := tx.QueryRow(ctx, "SELECT id, tenant_id, app_id, issued_at, expires_at, revoked_at FROM tokens WHERE id = $1", id).
+			Scan(&t.ID, &t.Tenant, &t.AppID, &t.IssuedAt, &t.ExpiresAt, &t.RevokedAt)
+		return nil, err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, fmt.Errorf("token %s: %w", id, tenants.ErrNotFound)
+	}
+	return t, err
+}
+
 // Tokens lists a tenant's tokens, newest first.
 func (r *Registry) Tokens(ctx context.Context, tenant tenants.ID) ([]tenants.Token, error) {
 	var out []tenants.Token
