@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -70,20 +72,27 @@ func worldDir(prefix string) (string, error) {
 	return dir, os.Chmod(dir, 0o755)
 }
 
-// privateGateway starts a dev gateway of the test's own, in a data dir that
-// is removed when the test ends, and stops it then if it still runs.
-func privateGateway(t *testing.T) (*gateway, string) {
+// privateGateway starts a dev gateway of the test's own, with extra serve
+// flags, in a data dir that is removed when the test ends, and stops it
+// then if it still runs.
+func privateGateway(t *testing.T, extra ...string) (*gateway, string) {
 	t.Helper()
 	dir, err := worldDir("blockgate-e2e-" + strings.ToLower(t.Name()) + "-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	g, err := startGateway(dir)
+	g, err := startGateway(dir, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { g.stopIfRunning() })
+	t.Cleanup(func() {
+		g.stopIfRunning()
+		if t.Failed() {
+			logs := g.logs.String()
+			t.Logf("log of the gateway in %s (last 8 KiB):\n%s", dir, logs[max(0, len(logs)-8<<10):])
+		}
+	})
 	return g, dir
 }
 
@@ -136,8 +145,12 @@ func startGateway(dataDir string, extra ...string) (*gateway, error) {
 		}
 	}
 	// dev.env is written before the servers start; wait until HTTP answers.
+	client := http.DefaultClient
+	if strings.HasPrefix(g.httpURL(), "https://") {
+		client = g.tlsClient(nil)
+	}
 	for i := 0; ; i++ {
-		resp, err := http.Get(g.httpURL() + "/v1.0/healthz")
+		resp, err := client.Get(g.httpURL() + "/v1.0/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusNoContent {
@@ -150,6 +163,26 @@ func startGateway(dataDir string, extra ...string) (*gateway, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// trustBundle is the gateway's CA roots, written by a dev gateway started
+// with --tls.
+func (g *gateway) trustBundle() *x509.CertPool {
+	pool := x509.NewCertPool()
+	if b, err := os.ReadFile(filepath.Join(g.dataDir, "trust-bundle.pem")); err == nil {
+		pool.AppendCertsFromPEM(b)
+	}
+	return pool
+}
+
+// tlsClient is an HTTP client that trusts the gateway's CA and presents
+// cert (nil for none).
+func (g *gateway) tlsClient(cert *tls.Certificate) *http.Client {
+	cfg := &tls.Config{RootCAs: g.trustBundle(), MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 30 * time.Second}
 }
 
 // cleanEnv is the test's environment without BLOCKGATE_ and DAPR_
@@ -183,7 +216,8 @@ func readEnv(path string) (map[string]string, error) {
 
 func (g *gateway) httpURL() string { return g.env["DAPR_HTTP_ENDPOINT"] }
 func (g *gateway) grpcAddr() string {
-	return strings.TrimPrefix(g.env["DAPR_GRPC_ENDPOINT"], "http://")
+	ep := strings.TrimPrefix(g.env["DAPR_GRPC_ENDPOINT"], "http://")
+	return strings.TrimPrefix(ep, "https://")
 }
 func (g *gateway) token() string { return g.env["DAPR_API_TOKEN"] }
 

@@ -106,8 +106,18 @@ func (n *node) bootstrapDev(ctx context.Context, svc *admin.Service, ep Endpoint
 		}
 		token = issued.Text
 	}
-	env := fmt.Sprintf("DAPR_HTTP_ENDPOINT=http://%s\nDAPR_GRPC_ENDPOINT=http://%s\nDAPR_API_TOKEN=%s\nBLOCKGATE_ADMIN_URL=http://%s\nBLOCKGATE_ADMIN_TOKEN=%s\n",
-		ep.HTTP, ep.GRPC, token, ep.Admin, adminToken)
+	scheme := "http"
+	if n.cfg.TLS {
+		// Clients must trust the gateway's CA: its roots are in this file
+		// (and at /v1.0-alpha1/identity/bundle).
+		scheme = "https"
+		bundle := filepath.Join(n.cfg.DataDir, "trust-bundle.pem")
+		if err := os.WriteFile(bundle, n.ca.BundlePEM(), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", bundle, err)
+		}
+	}
+	env := fmt.Sprintf("DAPR_HTTP_ENDPOINT=%s://%s\nDAPR_GRPC_ENDPOINT=%s://%s\nDAPR_API_TOKEN=%s\nBLOCKGATE_ADMIN_URL=http://%s\nBLOCKGATE_ADMIN_TOKEN=%s\n",
+		scheme, ep.HTTP, scheme, ep.GRPC, token, ep.Admin, adminToken)
 	if err := os.WriteFile(envPath, []byte(env), 0o600); err != nil {
 		return fmt.Errorf("writing %s: %w", envPath, err)
 	}

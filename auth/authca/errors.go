@@ -11,9 +11,10 @@ var (
 	// or size it does not accept. Transports answer it with 400 Bad
 	// Request (InvalidArgument); the wrapped detail says what was wrong.
 	ErrBadCSR = errors.New("bad certificate signing request")
-	// ErrTTLTooLong is a requested certificate lifetime above
-	// Config.MaxSVIDTTL. Transports answer it with 400 Bad Request.
-	ErrTTLTooLong = errors.New("requested certificate lifetime exceeds the maximum")
+	// ErrBadTTL is a requested certificate lifetime above
+	// Config.MaxSVIDTTL or below a minute. Transports answer it with 400
+	// Bad Request.
+	ErrBadTTL = errors.New("requested certificate lifetime is out of range")
 	// ErrNoAuthority is returned by the signing methods before a
 	// successful Load, and when the active generation has expired.
 	ErrNoAuthority = errors.New("certificate authority has no usable signing key")

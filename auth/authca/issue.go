@@ -26,7 +26,7 @@ type Issued struct {
 // IssueForApp signs a CSR for the app p, whose identity the caller has
 // already established (its app token): the certificate's only name is p's
 // SPIFFE ID, whatever the CSR asks for. csr may be PEM ("CERTIFICATE
-// REQUEST") or DER. Errors: ErrBadCSR and ErrTTLTooLong for the caller's
+// REQUEST") or DER. Errors: ErrBadCSR and ErrBadTTL for the caller's
 // mistakes, others for the CA's. Safe for concurrent use.
 func (c *CA) IssueForApp(ctx context.Context, p tenants.Principal, csr []byte, ttl time.Duration) (*Issued, error) {
 	id, err := AppID(c.TrustDomain(), p)

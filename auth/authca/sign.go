@@ -46,7 +46,7 @@ const minLeafLifetime = time.Minute
 // digitalSignature (and keyEncipherment for an RSA key), extended key
 // usage server and client auth. It is valid from a minute ago until
 // now + ttl, cut short by the intermediate's end; ttl <= 0 means
-// Config.SVIDTTL, and above Config.MaxSVIDTTL is refused (ErrTTLTooLong).
+// Config.SVIDTTL, and above Config.MaxSVIDTTL is refused (ErrBadTTL).
 //
 // It takes no lock and does not touch the store; it costs one signature
 // check and one signature. ctx is checked on entry only.
@@ -136,7 +136,9 @@ func (c *CA) lifetime(ttl time.Duration) (time.Duration, error) {
 	case ttl <= 0:
 		return c.cfg.SVIDTTL, nil
 	case ttl > c.cfg.MaxSVIDTTL:
-		return 0, fmt.Errorf("%w: %s is over %s", ErrTTLTooLong, ttl, c.cfg.MaxSVIDTTL)
+		return 0, fmt.Errorf("%w: %s is over %s", ErrBadTTL, ttl, c.cfg.MaxSVIDTTL)
+	case ttl < minLeafLifetime:
+		return 0, fmt.Errorf("%w: %s is under %s", ErrBadTTL, ttl, minLeafLifetime)
 	}
 	return ttl, nil
 }

@@ -155,8 +155,8 @@ func TestSignCSRLifetime(t *testing.T) {
 	}
 	t.Run("over the maximum", func(t *testing.T) {
 		_, err := ca.SignCSR(t.Context(), req, id, 7*authca.DefaultSVIDTTL+time.Second)
-		if !errors.Is(err, authca.ErrTTLTooLong) {
-			t.Fatalf("SignCSR = %v, want ErrTTLTooLong", err)
+		if !errors.Is(err, authca.ErrBadTTL) {
+			t.Fatalf("SignCSR = %v, want ErrBadTTL", err)
 		}
 	})
 	t.Run("cut short by the intermediate", func(t *testing.T) {

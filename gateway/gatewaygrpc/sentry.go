@@ -64,7 +64,7 @@ func (c sentry) SignCertificate(ctx context.Context, req *sentryv1.SignCertifica
 	}
 	issued, err := c.s.cfg.Identity.IssueForApp(ctx, p, req.GetCertificateSigningRequest(), 0)
 	switch {
-	case errors.Is(err, authca.ErrBadCSR), errors.Is(err, authca.ErrTTLTooLong):
+	case errors.Is(err, authca.ErrBadCSR), errors.Is(err, authca.ErrBadTTL):
 		return nil, blocks.New(blocks.InvalidArgument, http.StatusBadRequest, "ERR_IDENTITY_CSR", "%s", err.Error())
 	case err != nil:
 		return nil, blocks.ErrUnavailable("the certificate authority", err)

@@ -62,7 +62,7 @@ func (s *server) issueSVID(c echo.Context) error {
 	}
 	issued, err := s.cfg.Identity.IssueForApp(c.Request().Context(), principal(c), csr, ttl)
 	switch {
-	case errors.Is(err, authca.ErrBadCSR), errors.Is(err, authca.ErrTTLTooLong):
+	case errors.Is(err, authca.ErrBadCSR), errors.Is(err, authca.ErrBadTTL):
 		return blocks.New(blocks.InvalidArgument, http.StatusBadRequest, "ERR_IDENTITY_CSR", "%s", err.Error())
 	case err != nil:
 		return blocks.ErrUnavailable("the certificate authority", err)
