@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,99 +8,154 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/blockgate/blockgate/internal/lograte"
 	"github.com/blockgate/blockgate/tenants"
 )
 
 // HandlerConfig configures the REST API.
 type HandlerConfig struct {
-	// Token is the platform admin token every request must bear.
+	// Token is the platform admin token. Tenant admin tokens are issued
+	// through the API and checked against the registry.
 	Token string
 	// JWKS serves the app-token signing keys.
 	JWKS func() []byte
 	// MaxBodyBytes limits request bodies; default 1 MiB.
 	MaxBodyBytes int64
-	Logger       *slog.Logger
+	// AuditFailures, when set, counts audit entries that could not be
+	// written (the actions themselves stand); alert on it.
+	AuditFailures prometheus.Counter
+	Logger        *slog.Logger
 }
 
-// Handler returns the admin REST API:
+// Handler returns the admin REST API. Every request but the public ones
+// bears a token, Authorization: Bearer <token>, of one of two roles:
 //
-//	POST   /v1/tenants                               {"name"}
-//	GET    /v1/tenants
-//	GET    /v1/tenants/{tenant}
-//	DELETE /v1/tenants/{tenant}
-//	PUT    /v1/tenants/{tenant}/limits               tenants.Limits: {"pubsubMaxBytes", "requestsPerSecond", ...}
-//	POST   /v1/tenants/{tenant}/apps                 {"appId", "endpoint", "appToken"}
-//	PUT    /v1/tenants/{tenant}/apps                 App or HTTPEndpoint resource, YAML or JSON
-//	GET    /v1/tenants/{tenant}/apps
-//	DELETE /v1/tenants/{tenant}/apps/{app}
-//	PUT    /v1/tenants/{tenant}/apps/{app}/instances/{id}  {"endpoint"}
-//	DELETE /v1/tenants/{tenant}/apps/{app}/instances/{id}
-//	PUT    /v1/tenants/{tenant}/apps/{app}/health    {"path", "interval": "5s", "threshold": 3}
-//	POST   /v1/tenants/{tenant}/tokens               {"appId", "ttl": "24h"}
-//	GET    /v1/tenants/{tenant}/tokens
-//	POST   /v1/tokens/{id}/revoke
-//	PUT    /v1/tenants/{tenant}/components           Dapr Component YAML or JSON
-//	GET    /v1/tenants/{tenant}/components
-//	DELETE /v1/tenants/{tenant}/components/{name}
-//	PUT    /v1/tenants/{tenant}/subscriptions        Dapr Subscription YAML or JSON
-//	GET    /v1/tenants/{tenant}/subscriptions
-//	DELETE /v1/tenants/{tenant}/subscriptions/{name}
-//	PUT    /v1/tenants/{tenant}/resiliencies         Dapr Resiliency YAML or JSON
-//	GET    /v1/tenants/{tenant}/resiliencies
-//	DELETE /v1/tenants/{tenant}/resiliencies/{name}
-//	POST   /v1/signing-keys/rotate
-//	GET    /healthz, /.well-known/jwks.json          (no token)
+//   - the platform admin (the gateway's BLOCKGATE_ADMIN_TOKEN): everything;
+//   - a tenant admin (a token from POST /v1/tenants/{tenant}/admin-tokens):
+//     the routes marked tenant below, for its own tenant only, and the
+//     routes marked any, narrowed to its own tenant. Anything else, and any
+//     other tenant, is 403 ERR_FORBIDDEN.
+//
+// Tenant admins may not change limits, delete their tenant, rotate signing
+// keys or manage admin tokens: those decide what a tenant may consume and
+// who administers it, so they stay with the platform.
+//
+//	POST   /v1/tenants                               platform  {"name"}
+//	GET    /v1/tenants                               any       (a tenant admin sees its own)
+//	GET    /v1/tenants/{tenant}                      tenant
+//	DELETE /v1/tenants/{tenant}                      platform
+//	PUT    /v1/tenants/{tenant}/limits               platform  tenants.Limits: {"pubsubMaxBytes", "requestsPerSecond", ...}
+//	POST   /v1/tenants/{tenant}/apps                 tenant    {"appId", "endpoint", "appToken"}
+//	PUT    /v1/tenants/{tenant}/apps                 tenant    App or HTTPEndpoint resource, YAML or JSON
+//	GET    /v1/tenants/{tenant}/apps                 tenant
+//	DELETE /v1/tenants/{tenant}/apps/{app}           tenant
+//	PUT    /v1/tenants/{tenant}/apps/{app}/instances/{id}  tenant  {"endpoint"}
+//	DELETE /v1/tenants/{tenant}/apps/{app}/instances/{id}  tenant
+//	PUT    /v1/tenants/{tenant}/apps/{app}/health    tenant    {"path", "interval": "5s", "threshold": 3}
+//	POST   /v1/tenants/{tenant}/tokens               tenant    {"appId", "ttl": "24h"}
+//	GET    /v1/tenants/{tenant}/tokens               tenant
+//	POST   /v1/tokens/{id}/revoke                    tenant    (the token's tenant)
+//	PUT    /v1/tenants/{tenant}/components           tenant    Dapr Component YAML or JSON
+//	GET    /v1/tenants/{tenant}/components           tenant
+//	DELETE /v1/tenants/{tenant}/components/{name}    tenant
+//	PUT    /v1/tenants/{tenant}/subscriptions        tenant    Dapr Subscription YAML or JSON
+//	GET    /v1/tenants/{tenant}/subscriptions        tenant
+//	DELETE /v1/tenants/{tenant}/subscriptions/{name} tenant
+//	PUT    /v1/tenants/{tenant}/resiliencies         tenant    Dapr Resiliency YAML or JSON
+//	GET    /v1/tenants/{tenant}/resiliencies         tenant
+//	DELETE /v1/tenants/{tenant}/resiliencies/{name}  tenant
+//	POST   /v1/tenants/{tenant}/admin-tokens         platform  {"name", "ttl": "720h"} → {"id", "token", "expiresAt", ...}
+//	GET    /v1/tenants/{tenant}/admin-tokens         platform
+//	POST   /v1/admin-tokens/{id}/revoke              platform
+//	GET    /v1/audit?tenant=&limit=100&before=       any       (a tenant admin reads its own tenant's log)
+//	POST   /v1/signing-keys/rotate                   platform
+//	GET    /healthz, /.well-known/jwks.json          public
+//
+// Every POST, PUT and DELETE, refused ones included, is written to the
+// audit log (see audit).
+//
+// Routes are registered through handler.add with their access; authorize
+// checks every request against that table in one place, and treats a route
+// registered any other way as platform-only.
 func Handler(svc *Service, cfg HandlerConfig) http.Handler {
+	_, e := newHandler(svc, cfg)
+	return e
+}
+
+func newHandler(svc *Service, cfg HandlerConfig) (*handler, *echo.Echo) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
-	h := &handler{svc: svc, cfg: cfg, logger: cfg.Logger.With("transport", "admin")}
+	h := &handler{svc: svc, cfg: cfg, logger: cfg.Logger.With("transport", "admin"), routes: map[string]*route{}}
+	h.auditLogLimit.Every = 10 * time.Second
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = h.handleError
-	e.Use(h.authenticate)
+	// The audit log records the peer the gateway sees, not what a client
+	// claims in X-Forwarded-For.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.Use(h.audit, h.authorize)
 
-	e.GET("/healthz", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
-	e.GET("/.well-known/jwks.json", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/jwk-set+json", cfg.JWKS())
-	})
+	for _, rt := range []route{
+		{method: http.MethodGet, path: "/healthz", access: public, handle: func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }},
+		{method: http.MethodGet, path: "/.well-known/jwks.json", access: public, handle: func(c echo.Context) error {
+			return c.Blob(http.StatusOK, "application/jwk-set+json", cfg.JWKS())
+		}},
 
-	e.POST("/v1/tenants", h.createTenant)
-	e.GET("/v1/tenants", h.listTenants)
-	e.GET("/v1/tenants/:tenant", h.getTenant)
-	e.DELETE("/v1/tenants/:tenant", h.deleteTenant)
-	e.PUT("/v1/tenants/:tenant/limits", h.setLimits)
-	e.POST("/v1/tenants/:tenant/apps", h.createApp)
-	e.PUT("/v1/tenants/:tenant/apps", h.applyApp)
-	e.GET("/v1/tenants/:tenant/apps", h.listApps)
-	e.DELETE("/v1/tenants/:tenant/apps/:app", h.deleteApp)
-	e.PUT("/v1/tenants/:tenant/apps/:app/instances/:id", h.addInstance)
-	e.DELETE("/v1/tenants/:tenant/apps/:app/instances/:id", h.removeInstance)
-	e.PUT("/v1/tenants/:tenant/apps/:app/health", h.setHealth)
-	e.POST("/v1/tenants/:tenant/tokens", h.issueToken)
-	e.GET("/v1/tenants/:tenant/tokens", h.listTokens)
-	e.POST("/v1/tokens/:id/revoke", h.revokeToken)
-	e.PUT("/v1/tenants/:tenant/components", h.applyComponent)
-	e.GET("/v1/tenants/:tenant/components", h.listComponents)
-	e.DELETE("/v1/tenants/:tenant/components/:name", h.deleteComponent)
-	e.PUT("/v1/tenants/:tenant/subscriptions", h.applySubscription)
-	e.GET("/v1/tenants/:tenant/subscriptions", h.listSubscriptions)
-	e.DELETE("/v1/tenants/:tenant/subscriptions/:name", h.deleteSubscription)
-	e.PUT("/v1/tenants/:tenant/resiliencies", h.applyResiliency)
-	e.GET("/v1/tenants/:tenant/resiliencies", h.listResiliencies)
-	e.DELETE("/v1/tenants/:tenant/resiliencies/:name", h.deleteResiliency)
-	e.POST("/v1/signing-keys/rotate", h.rotateKey)
-	return e
+		{method: http.MethodPost, path: "/v1/tenants", access: platformOnly, handle: h.createTenant},
+		{method: http.MethodGet, path: "/v1/tenants", access: anyAdmin, handle: h.listTenants},
+		{method: http.MethodGet, path: "/v1/tenants/:tenant", access: tenantScoped, handle: h.getTenant},
+		{method: http.MethodDelete, path: "/v1/tenants/:tenant", access: platformOnly, handle: h.deleteTenant},
+		{method: http.MethodPut, path: "/v1/tenants/:tenant/limits", access: platformOnly, handle: h.setLimits},
+		{method: http.MethodPost, path: "/v1/tenants/:tenant/apps", access: tenantScoped, handle: h.createApp},
+		{method: http.MethodPut, path: "/v1/tenants/:tenant/apps", access: tenantScoped, handle: h.applyApp},
+		{method: http.MethodGet, path: "/v1/tenants/:tenant/apps", access: tenantScoped, handle: h.listApps},
+		{method: http.MethodDelete, path: "/v1/tenants/:tenant/apps/:app", access: tenantScoped, handle: h.deleteApp},
+		{method: http.MethodPut, path: "/v1/tenants/:tenant/apps/:app/instances/:id", access: tenantScoped, handle: h.addInstance},
+		{method: http.MethodDelete, path: "/v1/tenants/:tenant/apps/:app/instances/:id", access: tenantScoped, handle: h.removeInstance},
+		{method: http.MethodPut, path: "/v1/tenants/:tenant/apps/:app/health", access: tenantScoped, handle: h.setHealth},
+		{method: http.MethodPost, path: "/v1/tenants/:tenant/tokens", access: tenantScoped, handle: h.issueToken},
+		{method: http.MethodGet, path: "/v1/tenants/:tenant/tokens", access: tenantScoped, handle: h.listTokens},
+		{method: http.MethodPost, path: "/v1/tokens/:id/revoke", access: tenantScoped, handle: h.revokeToken, tenant: h.tokenTenant},
+		{method: http.MethodPut, path: "/v1/tenants/:tenant/components", access: tenantScoped, handle: h.applyComponent},
+		{method: http.MethodGet, path: "/v1/tenants/:tenant/components", access: tenantScoped, handle: h.listComponents},
+		{method: http.MethodDelete, path: "/v1/tenants/:tenant/components/:name", access: tenantScoped, handle: h.deleteComponent},
+		{method: http.MethodPut, path: "/v1/tenants/:tenant/subscriptions", access: tenantScoped, handle: h.applySubscription},
+		{method: http.MethodGet, path: "/v1/tenants/:tenant/subscriptions", access: tenantScoped, handle: h.listSubscriptions},
+		{method: http.MethodDelete, path: "/v1/tenants/:tenant/subscriptions/:name", access: tenantScoped, handle: h.deleteSubscription},
+		{method: http.MethodPut, path: "/v1/tenants/:tenant/resiliencies", access: tenantScoped, handle: h.applyResiliency},
+		{method: http.MethodGet, path: "/v1/tenants/:tenant/resiliencies", access: tenantScoped, handle: h.listResiliencies},
+		{method: http.MethodDelete, path: "/v1/tenants/:tenant/resiliencies/:name", access: tenantScoped, handle: h.deleteResiliency},
+		{method: http.MethodPost, path: "/v1/tenants/:tenant/admin-tokens", access: platformOnly, handle: h.issueAdminToken},
+		{method: http.MethodGet, path: "/v1/tenants/:tenant/admin-tokens", access: platformOnly, handle: h.listAdminTokens},
+		{method: http.MethodPost, path: "/v1/admin-tokens/:id/revoke", access: platformOnly, handle: h.revokeAdminToken, tenant: h.adminTokenTenant},
+		{method: http.MethodGet, path: "/v1/audit", access: anyAdmin, handle: h.listAudit, tenant: queryTenant},
+		{method: http.MethodPost, path: "/v1/signing-keys/rotate", access: platformOnly, handle: h.rotateKey},
+	} {
+		h.add(e, rt)
+	}
+	return h, e
 }
 
 type handler struct {
 	svc    *Service
 	cfg    HandlerConfig
 	logger *slog.Logger
+	// routes is the access table authorize checks, by routeKey.
+	routes map[string]*route
+	// echoRoutes is every route echo has, filled on the first request
+	// (see routed).
+	echoRoutesOnce sync.Once
+	echoRoutes     map[string]bool
+	// auditLogLimit rate-limits the log lines of failed audit writes.
+	auditLogMu    sync.Mutex
+	auditLogLimit lograte.Limiter
 }
 
 // apiError is an error with the status and code the API answers with.
@@ -112,21 +166,6 @@ type apiError struct {
 }
 
 func (e *apiError) Error() string { return e.msg }
-
-func (h *handler) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		p := c.Request().URL.Path
-		if p == "/healthz" || p == "/.well-known/jwks.json" {
-			return next(c)
-		}
-		got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(h.cfg.Token)) != 1 {
-			return &apiError{http.StatusUnauthorized, "ERR_UNAUTHENTICATED",
-				"missing or wrong admin token: send Authorization: Bearer <BLOCKGATE_ADMIN_TOKEN>"}
-		}
-		return next(c)
-	}
-}
 
 // handleError is the one place where admin errors become responses.
 func (h *handler) handleError(err error, c echo.Context) {
@@ -145,6 +184,8 @@ func (h *handler) handleError(err error, c echo.Context) {
 		ae = &apiError{http.StatusNotFound, "ERR_NOT_FOUND", err.Error()}
 	case errors.Is(err, tenants.ErrExists):
 		ae = &apiError{http.StatusConflict, "ERR_ALREADY_EXISTS", err.Error()}
+	case errors.Is(err, ErrUnauthenticated):
+		ae = &apiError{http.StatusUnauthorized, "ERR_UNAUTHENTICATED", err.Error()}
 	default:
 		h.logger.Error("admin request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		ae = &apiError{http.StatusServiceUnavailable, "ERR_UNAVAILABLE", "the registry is unavailable; retry later"}
@@ -182,6 +223,9 @@ func (h *handler) createTenant(c echo.Context) error {
 	if err := h.decode(c, &req); err != nil {
 		return err
 	}
+	if id, err := tenants.ParseID(req.Name); err == nil {
+		setTarget(c, id, string(id))
+	}
 	t, err := h.svc.CreateTenant(c.Request().Context(), req.Name)
 	if err != nil {
 		return err
@@ -190,6 +234,13 @@ func (h *handler) createTenant(c echo.Context) error {
 }
 
 func (h *handler) listTenants(c echo.Context) error {
+	if p := principalOf(c); p.Role != RolePlatform {
+		t, err := h.svc.Tenant(c.Request().Context(), string(p.Tenant))
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, []tenants.Tenant{t})
+	}
 	ts, err := h.svc.Tenants(c.Request().Context())
 	if err != nil {
 		return err
@@ -221,6 +272,7 @@ func (h *handler) createApp(c echo.Context) error {
 	if err := h.decode(c, &req); err != nil {
 		return err
 	}
+	setTarget(c, "", req.AppID)
 	a, err := h.svc.CreateApp(c.Request().Context(), c.Param("tenant"), req.AppID, req.Endpoint, req.AppToken)
 	if err != nil {
 		return err
@@ -259,10 +311,12 @@ func (h *handler) issueToken(c echo.Context) error {
 		}
 		ttl = d
 	}
+	setTarget(c, "", req.AppID)
 	t, err := h.svc.IssueToken(c.Request().Context(), c.Param("tenant"), req.AppID, ttl)
 	if err != nil {
 		return err
 	}
+	setTarget(c, "", req.AppID+"/"+t.ID)
 	return c.JSON(http.StatusCreated, t)
 }
 
@@ -305,6 +359,7 @@ func (h *handler) applyApp(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	setTarget(c, "", a.App.ID)
 	status := http.StatusOK
 	if a.Created {
 		status = http.StatusCreated
@@ -321,6 +376,7 @@ func (h *handler) applyComponent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	setTarget(c, "", comp.Name)
 	return c.JSON(http.StatusOK, viewOf(comp))
 }
 
@@ -348,6 +404,7 @@ func (h *handler) rotateKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	setTarget(c, "", kid)
 	return c.JSON(http.StatusOK, map[string]string{"kid": kid})
 }
 
@@ -374,6 +431,7 @@ func (h *handler) applySubscription(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	setTarget(c, "", sub.Name)
 	return c.JSON(http.StatusOK, sub)
 }
 
@@ -416,6 +474,7 @@ func (h *handler) applyResiliency(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	setTarget(c, "", r.Name)
 	return c.JSON(http.StatusOK, r)
 }
 

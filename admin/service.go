@@ -2,8 +2,12 @@
 // tokens, components and signing keys, as a transport-agnostic Service and
 // the REST API (Handler) that the CLI and the console use.
 //
-// The admin API is authenticated with the platform admin token and served on
-// its own port (default 8080), never on the Dapr API ports.
+// The admin API is served on its own port (default 8080), never on the Dapr
+// API ports. It knows two roles (see Handler and roles.go): the platform
+// admin, with the gateway's admin token, and tenant admins, with opaque
+// tokens for one tenant that a platform admin issues (see AdminTokenPrefix
+// for why they are not JWTs). Every request that changes something is
+// written to the audit log (see audit.go).
 package admin
 
 import (
