@@ -56,6 +56,8 @@ func run(ctx context.Context, args []string) error {
 		return migrate(ctx, args[1:])
 	case "tenant", "app", "token", "component", "subscription", "resiliency", "key":
 		return adminCommand(ctx, args[0], args[1:])
+	case "admin-token", "audit":
+		return auditCommand(ctx, args[0], args[1:])
 	case "version":
 		fmt.Println(version)
 		return nil
@@ -72,7 +74,8 @@ Run a node:
   blockgate serve [--dev] [flags]     flags: blockgate serve -h
   blockgate migrate [flags]           apply database migrations and exit
 
-Administer (BLOCKGATE_ADMIN_URL, BLOCKGATE_ADMIN_TOKEN):
+Administer (BLOCKGATE_ADMIN_URL, BLOCKGATE_ADMIN_TOKEN: the platform admin token,
+or a tenant admin token for the commands on its own tenant):
   blockgate tenant create NAME
   blockgate tenant list
   blockgate tenant delete NAME
@@ -99,5 +102,9 @@ Administer (BLOCKGATE_ADMIN_URL, BLOCKGATE_ADMIN_TOKEN):
   blockgate resiliency list --tenant NAME
   blockgate resiliency delete --tenant NAME RESILIENCY
   blockgate key rotate
+  blockgate admin-token issue --tenant NAME [--name WHO] [--ttl 720h]   (platform; prints only the token)
+  blockgate admin-token list --tenant NAME
+  blockgate admin-token revoke ID
+  blockgate audit list [--tenant NAME] [--limit 100] [--before TIME]
   blockgate version
 `

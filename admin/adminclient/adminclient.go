@@ -24,7 +24,8 @@ type Client struct {
 }
 
 // New returns a client of the admin API at baseURL (such as
-// http://127.0.0.1:8080) that authenticates with the platform admin token.
+// http://127.0.0.1:8080) that authenticates with token: the platform admin
+// token or a tenant admin token.
 func New(baseURL, token string) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
 }
