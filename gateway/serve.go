@@ -60,6 +60,9 @@ func (n *node) serve(ctx context.Context) error {
 	metrics := newMetrics()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), metrics)
+	auditFailures := prometheus.NewCounter(prometheus.CounterOpts{Name: "blockgate_admin_audit_write_failures_total",
+		Help: "Admin actions whose audit log entry could not be written (the actions stand)."})
+	reg.MustRegister(auditFailures)
 
 	adminSvc := admin.NewService(n.registry, n.tokens, n.authn, map[string]admin.ComponentValidator{
 		"state":  n.state.ValidateComponent,
@@ -85,7 +88,7 @@ func (n *node) serve(ctx context.Context) error {
 		Identity: n.ca, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
 	}, grpcOpts...)
 	adminSrv := &http.Server{
-		Handler:           admin.Handler(adminSvc, admin.HandlerConfig{Token: adminToken, JWKS: n.tokens.JWKS, Logger: log}),
+		Handler:           admin.Handler(adminSvc, admin.HandlerConfig{Token: adminToken, JWKS: n.tokens.JWKS, AuditFailures: auditFailures, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	var metricsSrv *http.Server
