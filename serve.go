@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -118,11 +119,35 @@ func serve(ctx context.Context, args []string) error {
 	fs.bool(&cfg.TLS, "tls", false, "serve the HTTP and gRPC APIs over TLS; clients may then authenticate with their SVID (mTLS)")
 	fs.string(&tlsNames, "tls-names", "", "comma-separated DNS names and IPs of the API certificate (default localhost, 127.0.0.1, ::1, the host name)")
 	fs.string(&cfg.FederationCAFile, "federation-ca-file", "", "PEM roots to trust when fetching federated issuers' keys (e.g. a Kubernetes API server's CA)")
+	var tenantRPS, appRPS string
+	var tenantBurst, appBurst, maxConns, maxApps, maxSubs, maxRequest int
+	fs.string(&tenantRPS, "tenant-rps", "0", "default requests per second of a tenant, all nodes together (0: no limit)")
+	fs.int(&tenantBurst, "tenant-burst", 0, "default burst of a tenant's requests (0: one second's worth)")
+	fs.string(&appRPS, "app-rps", "0", "default requests per second of each app (0: no limit)")
+	fs.int(&appBurst, "app-burst", 0, "default burst of an app's requests (0: one second's worth)")
+	fs.int(&maxRequest, "tenant-max-request-bytes", 0, "default largest request of a tenant, below --max-body-size (0: no tenant limit)")
+	fs.int(&maxConns, "tenant-max-connections", 0, "default concurrent requests and streams of a tenant per node (0: no limit)")
+	fs.int(&maxApps, "tenant-max-apps", 0, "default number of apps a tenant may have (0: no limit)")
+	fs.int(&maxSubs, "tenant-max-subscriptions", 0, "default number of subscriptions of a tenant (0: no limit)")
 	fs.string(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.string(&logFormat, "log-format", "text", "text or json")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
+	for _, r := range []struct {
+		name string
+		text string
+		dst  *float64
+	}{{"--tenant-rps", tenantRPS, &cfg.DefaultLimits.RequestsPerSecond}, {"--app-rps", appRPS, &cfg.DefaultLimits.AppRequestsPerSecond}} {
+		v, err := strconv.ParseFloat(r.text, 64)
+		if err != nil || v < 0 || math.IsInf(v, 0) {
+			return usageError{fmt.Sprintf("%s %q: want requests per second, e.g. 100 or 0.5", r.name, r.text)}
+		}
+		*r.dst = v
+	}
+	cfg.DefaultLimits.RequestBurst, cfg.DefaultLimits.AppRequestBurst = tenantBurst, appBurst
+	cfg.DefaultLimits.MaxConnections, cfg.DefaultLimits.MaxApps, cfg.DefaultLimits.MaxSubscriptions = maxConns, maxApps, maxSubs
+	cfg.DefaultLimits.MaxRequestBytes = int64(maxRequest)
 	if err := readMasterKey(&cfg, masterKeyFile); err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Kind classifies an error the way gRPC status codes do. The gRPC adapter maps
@@ -150,4 +152,23 @@ var (
 	ErrUnavailable = func(what string, cause error) *Error {
 		return New(Unavailable, http.StatusServiceUnavailable, "ERR_UNAVAILABLE", "%s is unavailable; retry later", what).WithCause(cause)
 	}
+	// ErrTooManyRequests refuses a request over the tenant's (or app's)
+	// rate; the transports tell the caller when to retry (Retry-After,
+	// google.rpc.RetryInfo) from the retryAfterSeconds metadata.
+	ErrTooManyRequests = func(retryAfter time.Duration) *Error {
+		secs := max(int64((retryAfter+time.Second-1)/time.Second), 1)
+		return New(ResourceExhausted, http.StatusTooManyRequests, "ERR_TOO_MANY_REQUESTS",
+			"the request rate limit of the tenant or the app is reached; retry in %d s", secs).
+			WithMetadata(MetaRetryAfterSeconds, strconv.FormatInt(secs, 10))
+	}
+	// ErrQuotaExceeded refuses a request that would take the tenant past
+	// one of its quotas (what), such as its concurrent connections.
+	ErrQuotaExceeded = func(what string, limit int64) *Error {
+		return New(ResourceExhausted, http.StatusTooManyRequests, "ERR_QUOTA_EXCEEDED",
+			"the tenant's quota of %d %s is reached; ask the platform admin to raise it", limit, what)
+	}
 )
+
+// MetaRetryAfterSeconds is the error metadata key that tells the caller how
+// many seconds to wait before retrying.
+const MetaRetryAfterSeconds = "retryAfterSeconds"

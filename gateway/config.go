@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/blockgate/blockgate/tenants"
 )
 
 // Config is everything a gateway node needs. main fills it from flags and
@@ -68,6 +70,10 @@ type Config struct {
 	// PubsubMaxBytes is a tenant's default limit of stored pub/sub
 	// messages; default 1 GiB. The admin API sets others per tenant.
 	PubsubMaxBytes int64
+	// DefaultLimits are every tenant's quotas where the tenant has none of
+	// its own (PubsubMaxBytes aside, see that field); zero fields mean no
+	// limit.
+	DefaultLimits tenants.Limits
 	// MaxBodyBytes limits API request bodies; default 4 MiB.
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown;

@@ -29,6 +29,7 @@ import (
 	"github.com/blockgate/blockgate/auth/authca"
 	"github.com/blockgate/blockgate/auth/authjwt"
 	"github.com/blockgate/blockgate/auth/authoidc"
+	"github.com/blockgate/blockgate/auth/authpolicy"
 	"github.com/blockgate/blockgate/blocks/invoke"
 	"github.com/blockgate/blockgate/blocks/metadata"
 	"github.com/blockgate/blockgate/blocks/pubsub"
@@ -73,6 +74,8 @@ type node struct {
 	channel    *appchannel.Channel
 	ca         *authca.CA
 	oidc       *authoidc.Verifier
+	quotas     *quotas
+	policies   policies
 	invoke     *invoke.Service
 	metadata   *metadata.Service
 }
@@ -169,12 +172,17 @@ func (n *node) start(ctx context.Context) error {
 	if err := n.authn.Refresh(ctx); err != nil {
 		return fmt.Errorf("loading token revocations: %w", err)
 	}
+	if n.quotas, err = newQuotas(n.registry, n.cfg.DefaultLimits, log); err != nil {
+		return err
+	}
+	n.policies = policies{cache: authpolicy.NewCache(n.registry, n.ca.TrustDomain().Name(), time.Minute)}
 	n.comps = tenants.NewComponentCache(n.registry.Components, 30*time.Second)
 	n.statepg = statepg.NewBackend(n.pool, log)
 	n.state = state.NewService(n.comps, map[string]state.Opener{
 		"state.postgresql": func(c tenants.Component) (state.Store, error) { return n.statepg.Open(c.Tenant, c.Name), nil },
 		"state.in-memory":  n.openMemoryStore,
 	}, log)
+	n.state.SetAccess(n.policies)
 	n.nc, err = nats.Connect(n.natsURL, nats.Name("blockgate"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
@@ -188,11 +196,13 @@ func (n *node) start(ctx context.Context) error {
 	}
 	n.broker = broker
 	n.pubsub = pubsub.NewService(n.comps, broker, log)
+	n.pubsub.SetAccess(n.policies)
 	n.channel = appchannel.New(appchannel.Config{Apps: n.registry.AppsWithEndpoints, Logger: log})
 	n.deliveries = newDeliveries(n.registry, n.pubsub, n.channel, log)
 	n.apps = tenants.NewAppCache(n.registry.App, 30*time.Second)
 	n.resilience = newResiliencies(n.registry)
-	n.invoke = invoke.NewService(invoke.Config{Apps: n.apps, Policies: n.resilience.Policy, Channel: n.channel, Logger: log})
+	n.invoke = invoke.NewService(invoke.Config{Apps: n.apps, Policies: n.resilience.Policy, Channel: n.channel,
+		Authorize: n.policies.Authorize, Logger: log})
 	n.metadata = metadata.NewService(n.comps, n.registry, n.capabilities, n.pubsub.Active, n.cfg.Version)
 	return nil
 }
@@ -255,6 +265,8 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 	switch c.Kind {
 	case tenantspg.ResyncKind:
 		n.reloadIdentity(ctx, true, true)
+		n.quotas.Invalidate("")
+		n.policies.cache.InvalidateAll()
 		n.comps.InvalidateAll()
 		n.apps.InvalidateAll()
 		n.resilience.InvalidateAll()
@@ -263,6 +275,8 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 	case "component", "tenant":
 		if c.Kind == "tenant" {
 			n.reloadIdentity(ctx, false, true) // a deleted tenant's federations are gone
+			n.quotas.Invalidate(c.Tenant)
+			n.policies.cache.Invalidate(c.Tenant)
 		}
 		n.comps.Invalidate(c.Tenant)
 		n.apps.Invalidate(c.Tenant)
@@ -277,6 +291,7 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 		n.refreshAuth(ctx, false)
 		n.deliveries.Changed()
 	case "limits":
+		n.quotas.Invalidate(c.Tenant)
 		go func() {
 			if err := n.broker.ApplyLimits(ctx, c.Tenant); err != nil && ctx.Err() == nil {
 				n.cfg.Logger.Warn("applying new tenant limits failed", "tenant", c.Tenant, "err", err)
@@ -286,6 +301,9 @@ func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
 		n.refreshAuth(ctx, false)
 	case tenantspg.CAKind:
 		n.reloadIdentity(ctx, true, false)
+	case tenantspg.PolicyKind:
+		n.policies.cache.Invalidate(c.Tenant)
+		n.deliveries.Changed() // a subscription may have become (dis)allowed
 	case "federation":
 		n.reloadIdentity(ctx, false, true)
 	case "key":

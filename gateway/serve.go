@@ -71,7 +71,7 @@ func (n *node) serve(ctx context.Context) error {
 
 	httpSrv := &http.Server{
 		Handler: metrics.wrapHTTP(gatewayhttp.New(gatewayhttp.Config{
-			State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Metadata: n.metadata, Auth: n.authn, JWKS: n.tokens.JWKS, Identity: n.ca,
+			State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Metadata: n.metadata, Auth: n.authn, JWKS: n.tokens.JWKS, Identity: n.ca, Quota: n.quotas,
 			Ready: n.ready, MaxBodyBytes: n.cfg.MaxBodyBytes, Logger: log,
 		})),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -85,7 +85,7 @@ func (n *node) serve(ctx context.Context) error {
 	}
 	grpcSrv := gatewaygrpc.New(gatewaygrpc.Config{
 		State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Channel: n.channel, Metadata: n.metadata, Auth: n.authn,
-		Identity: n.ca, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
+		Identity: n.ca, Quota: n.quotas, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
 	}, grpcOpts...)
 	adminSrv := &http.Server{
 		Handler:           admin.Handler(adminSvc, admin.HandlerConfig{Token: adminToken, JWKS: n.tokens.JWKS, AuditFailures: auditFailures, Logger: log}),
@@ -121,6 +121,7 @@ func (n *node) serve(ctx context.Context) error {
 	loops.Go(func() error { return n.deliveries.Run(loopCtx) })
 	loops.Go(func() error { return n.channel.Run(loopCtx) })
 	loops.Go(func() error { return n.ca.Run(loopCtx) })
+	loops.Go(func() error { return n.quotas.Run(loopCtx) })
 	loops.Go(func() error { return n.oidc.Run(loopCtx) })
 
 	servers, sctx := errgroup.WithContext(ctx)

@@ -2,6 +2,7 @@ package tenants
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -60,6 +61,18 @@ func (c Component) InScope(appID string) bool {
 		}
 	}
 	return false
+}
+
+// Access is a tenant's access policy for components beyond each
+// component's own scopes (the tenant's deny-by-default switch). A nil
+// error allows; an error that is a *blocks.Error is passed on as it is,
+// any other refuses. Implementations must be safe for concurrent use.
+type Access interface {
+	// Component decides whether p may use c at all.
+	Component(ctx context.Context, p Principal, c Component) error
+	// Topic decides whether p may publish to (publish) or subscribe to
+	// topic on the pub/sub component c.
+	Topic(ctx context.Context, p Principal, c Component, topic string, publish bool) error
 }
 
 // Kind returns the building block of the component type: "state" for

@@ -46,9 +46,21 @@ type Channel interface {
 	Do(req *http.Request, app tenants.App) (*http.Response, error)
 }
 
-// Authorize decides whether caller may invoke target's method; a non-nil
-// error refuses the call with 403. nil allows every call within a tenant.
-type Authorize func(ctx context.Context, caller tenants.Principal, target, method string) error
+// Operation is what a call asks of the target, as access policies see it.
+type Operation struct {
+	// Method is the path on the callee (HTTP) or the full gRPC method
+	// name, as the caller sent it.
+	Method string
+	// Verb is the HTTP method; empty for gRPC.
+	Verb string
+	// GRPC reports that the callee speaks gRPC (the verb does not apply).
+	GRPC bool
+}
+
+// Authorize decides whether caller may perform op on the target app; a
+// non-nil error refuses the call with 403 and its message is shown to the
+// caller. nil allows every call within a tenant.
+type Authorize func(ctx context.Context, caller tenants.Principal, target string, op Operation) error
 
 // Service carries invocations. It is safe for concurrent use.
 type Service struct {
@@ -112,19 +124,15 @@ type Response struct {
 }
 
 // Resolve finds the target app of a call from caller within caller's
-// tenant and checks that caller may call its method: what every kind of
-// invocation (HTTP, InvokeService, gRPC proxying) does first.
-func (s *Service) Resolve(ctx context.Context, caller tenants.Principal, target, method string) (tenants.App, error) {
+// tenant and checks that the tenant's access policies let caller call its
+// method with verb (empty for gRPC): what every kind of invocation (HTTP,
+// InvokeService, gRPC proxying) does first.
+func (s *Service) Resolve(ctx context.Context, caller tenants.Principal, target, method, verb string) (tenants.App, error) {
 	if target == "" {
 		return tenants.App{}, errNoAppID()
 	}
 	if err := tenants.ValidateAppID(target); err != nil {
 		return tenants.App{}, errInvoke(target, "invalid app id", nil)
-	}
-	if s.authorize != nil {
-		if err := s.authorize(ctx, caller, target, method); err != nil {
-			return tenants.App{}, errForbidden(caller.AppID, target, method).WithCause(err)
-		}
 	}
 	app, err := s.apps.App(ctx, caller.Tenant, target)
 	switch {
@@ -132,7 +140,18 @@ func (s *Service) Resolve(ctx context.Context, caller tenants.Principal, target,
 		return tenants.App{}, errInvoke(target, "app not found", nil)
 	case err != nil:
 		return tenants.App{}, blocks.ErrUnavailable("the app registry", err)
-	case len(app.Endpoints()) == 0:
+	}
+	if s.authorize != nil {
+		op := Operation{Method: method, Verb: verb, GRPC: app.SpeaksGRPC()}
+		if err := s.authorize(ctx, caller, target, op); err != nil {
+			var be *blocks.Error
+			if errors.As(err, &be) {
+				return tenants.App{}, be
+			}
+			return tenants.App{}, errForbidden(err.Error())
+		}
+	}
+	if len(app.Endpoints()) == 0 {
 		return tenants.App{}, errInvoke(target, "the app has no endpoint registered; it can be called only through its sidecar", nil)
 	}
 	return app, nil
@@ -141,7 +160,11 @@ func (s *Service) Resolve(ctx context.Context, caller tenants.Principal, target,
 // Invoke carries c to the target app and returns its response, whatever its
 // status: an app's 4xx or 5xx is the caller's answer, not an error.
 func (s *Service) Invoke(ctx context.Context, caller tenants.Principal, c Call) (*Response, error) {
-	app, err := s.Resolve(ctx, caller, c.Target, c.Method)
+	verb := c.Verb
+	if verb == "" {
+		verb = http.MethodPost
+	}
+	app, err := s.Resolve(ctx, caller, c.Target, c.Method, verb)
 	if err != nil {
 		return nil, err
 	}
@@ -315,9 +338,8 @@ func errInvoke(target, why string, cause error) *blocks.Error {
 		"failed to invoke, id: %s, err: %s", target, why).WithCause(cause)
 }
 
-func errForbidden(caller, target, method string) *blocks.Error {
-	return blocks.New(blocks.Forbidden, http.StatusForbidden, "ERR_DIRECT_INVOKE",
-		"access denied: app %s may not call method %s of app %s", caller, method, target)
+func errForbidden(reason string) *blocks.Error {
+	return blocks.New(blocks.Forbidden, http.StatusForbidden, "ERR_PERMISSION_DENIED", "access denied: %s", reason)
 }
 
 func errNoInstance(target string) *blocks.Error {

@@ -114,11 +114,11 @@ func (svc *Service) Open(ctx context.Context, s Subscriber) (run func(ctx contex
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTopic(c, s.AppID, s.Sub.Topic, false); err != nil {
+	if err := svc.topicAllowed(ctx, p, c, s.Sub.Topic, false); err != nil {
 		return nil, err
 	}
 	if s.Sub.DeadLetterTopic != "" {
-		if err := checkTopic(c, s.AppID, s.Sub.DeadLetterTopic, true); err != nil {
+		if err := svc.topicAllowed(ctx, p, c, s.Sub.DeadLetterTopic, true); err != nil {
 			return nil, err
 		}
 	}

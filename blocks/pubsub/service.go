@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -27,6 +28,7 @@ type Service struct {
 
 	stats  Stats
 	active activeSet
+	access tenants.Access
 }
 
 // Stats count what happened to delivered messages on this node.
@@ -41,6 +43,10 @@ type Stats struct {
 func NewService(components Components, broker Broker, logger *slog.Logger) *Service {
 	return &Service{components: components, broker: broker, logger: logger.With("block", "pubsub"), now: time.Now}
 }
+
+// SetAccess makes the service consult a tenant access policy beyond the
+// components' scopes. Call it before serving.
+func (s *Service) SetAccess(a tenants.Access) { s.access = a }
 
 // Stats returns the node's delivery counters.
 func (s *Service) Stats() *Stats { return &s.stats }
@@ -76,6 +82,15 @@ func (s *Service) component(ctx context.Context, p tenants.Principal, name strin
 	if err != nil {
 		return tenants.Component{}, blocks.ErrUnavailable("the component registry", err)
 	}
+	if ok && c.Kind() == "pubsub" && c.InScope(p.AppID) && s.access != nil {
+		if err := s.access.Component(ctx, p, c); err != nil {
+			var be *blocks.Error
+			if errors.As(err, &be) && be.Kind == blocks.Unavailable {
+				return tenants.Component{}, be
+			}
+			ok = false // refused by policy: as if out of scope
+		}
+	}
 	if !ok || c.Kind() != "pubsub" || !c.InScope(p.AppID) {
 		if any, err := s.components.HasKind(ctx, p.Tenant, "pubsub"); err == nil && !any {
 			return tenants.Component{}, ErrNotConfigured(name)
@@ -83,6 +98,24 @@ func (s *Service) component(ctx context.Context, p tenants.Principal, name strin
 		return tenants.Component{}, ErrNotFound(name)
 	}
 	return c, nil
+}
+
+// topicAllowed is checkTopic plus the tenant's access policy.
+func (s *Service) topicAllowed(ctx context.Context, p tenants.Principal, c tenants.Component, topic string, publishing bool) error {
+	if err := checkTopic(c, p.AppID, topic, publishing); err != nil {
+		return err
+	}
+	if s.access == nil {
+		return nil
+	}
+	if err := s.access.Topic(ctx, p, c, topic, publishing); err != nil {
+		var be *blocks.Error
+		if errors.As(err, &be) {
+			return be
+		}
+		return ErrForbidden(p.AppID, topic).WithCause(err)
+	}
+	return nil
 }
 
 // checkTopic validates topic and the component's topic scopes for app.
@@ -120,7 +153,7 @@ func (s *Service) Publish(ctx context.Context, p tenants.Principal, pub Publicat
 	if err != nil {
 		return err
 	}
-	if err := checkTopic(c, p.AppID, pub.Topic, true); err != nil {
+	if err := s.topicAllowed(ctx, p, c, pub.Topic, true); err != nil {
 		return err
 	}
 	msg, err := NewEnvelope(s.request(p, pub))
@@ -166,7 +199,7 @@ func (s *Service) BulkPublish(ctx context.Context, p tenants.Principal, pubsubNa
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTopic(c, p.AppID, topic, true); err != nil {
+	if err := s.topicAllowed(ctx, p, c, topic, true); err != nil {
 		return nil, err
 	}
 	if len(entries) > maxBulkEntries {

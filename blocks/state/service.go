@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -36,6 +37,7 @@ type Service struct {
 	components Components
 	openers    map[string]Opener
 	logger     *slog.Logger
+	access     tenants.Access
 
 	mu     sync.Mutex
 	stores map[storeKey]*openStore
@@ -63,6 +65,10 @@ func NewService(components Components, openers map[string]Opener, logger *slog.L
 		stores:     make(map[storeKey]*openStore),
 	}
 }
+
+// SetAccess makes the service consult a tenant access policy beyond the
+// components' scopes. Call it before serving.
+func (s *Service) SetAccess(a tenants.Access) { s.access = a }
 
 // Types lists the component types the service can open.
 func (s *Service) Types() []string {
@@ -108,6 +114,15 @@ func (s *Service) store(ctx context.Context, p tenants.Principal, name string) (
 	c, ok, err := s.components.Component(ctx, p.Tenant, name)
 	if err != nil {
 		return nil, blocks.ErrUnavailable("the component registry", err)
+	}
+	if ok && c.Kind() == "state" && c.InScope(p.AppID) && s.access != nil {
+		if err := s.access.Component(ctx, p, c); err != nil {
+			var be *blocks.Error
+			if errors.As(err, &be) && be.Kind == blocks.Unavailable {
+				return nil, be
+			}
+			ok = false // refused by policy: as if out of scope
+		}
 	}
 	if !ok || c.Kind() != "state" || !c.InScope(p.AppID) {
 		if any, err := s.components.HasKind(ctx, p.Tenant, "state"); err == nil && !any {

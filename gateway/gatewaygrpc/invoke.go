@@ -37,21 +37,18 @@ func (s *Server) InvokeService(ctx context.Context, req *runtimev1.InvokeService
 		return nil, blocks.ErrMalformedRequest("InvokeServiceRequest has no message")
 	}
 	caller := principal(ctx)
-	app, err := s.cfg.Invoke.Resolve(ctx, caller, req.GetId(), msg.GetMethod())
+	verb := http.MethodPost
+	if v := msg.GetHttpExtension().GetVerb(); v != commonv1.HTTPExtension_NONE {
+		verb = v.String()
+	}
+	app, err := s.cfg.Invoke.Resolve(ctx, caller, req.GetId(), msg.GetMethod(), verb)
 	if err != nil {
 		return nil, err
 	}
 	if app.SpeaksGRPC() {
 		return s.onInvoke(ctx, caller, app, msg)
 	}
-	verb := http.MethodPost
-	query := ""
-	if ext := msg.GetHttpExtension(); ext != nil {
-		if v := ext.GetVerb(); v != commonv1.HTTPExtension_NONE {
-			verb = v.String()
-		}
-		query = ext.GetQuerystring()
-	}
+	query := msg.GetHttpExtension().GetQuerystring()
 	header := http.Header{}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		for k, vs := range md {

@@ -65,7 +65,7 @@ func (s *Server) proxy(_ any, ss grpc.ServerStream) error {
 		return status.Errorf(codes.Unimplemented, "unknown service or method %s; to call an app's gRPC service, send dapr-app-id metadata", method)
 	}
 	caller := principal(ctx)
-	app, err := s.cfg.Invoke.Resolve(ctx, caller, appID, method)
+	app, err := s.cfg.Invoke.Resolve(ctx, caller, appID, method, "")
 	if err != nil {
 		return err
 	}

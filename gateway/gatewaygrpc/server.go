@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/blockgate/blockgate/appchannel"
 	"github.com/blockgate/blockgate/auth"
@@ -33,6 +37,13 @@ import (
 	"github.com/blockgate/blockgate/blocks/state"
 	"github.com/blockgate/blockgate/tenants"
 )
+
+// Quota admits a call or stream of p whose request has size bytes (-1:
+// unknown, for streams). It returns the largest request the tenant may
+// send (0: no tenant limit) and a release to call when the call ends.
+type Quota interface {
+	Admit(ctx context.Context, p tenants.Principal, size int64) (maxBytes int64, release func(), err error)
+}
 
 // Authenticator turns a call's credential (its app token, else the client
 // certificate of a TLS connection, nil for plain ones) into a principal.
@@ -52,6 +63,9 @@ type Config struct {
 	// Identity issues apps' certificates through Dapr's Sentry API; nil
 	// answers Unimplemented.
 	Identity Identity
+	// Quota admits each authenticated call or stream by its tenant's
+	// limits; nil admits everything.
+	Quota Quota
 	// StreamAckTimeout is how long a streaming subscriber has to settle an
 	// event before it is redelivered; default 1m.
 	StreamAckTimeout time.Duration
@@ -128,6 +142,16 @@ func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerI
 	if err != nil {
 		return nil, err
 	}
+	if s.cfg.Quota != nil {
+		maxBytes, release, err := s.cfg.Quota.Admit(ctx, principal(ctx), -1)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		if m, ok := req.(proto.Message); ok && maxBytes > 0 && int64(proto.Size(m)) > maxBytes {
+			return nil, blocks.ErrBodyTooLarge(maxBytes)
+		}
+	}
 	return h(ctx, req)
 }
 
@@ -142,6 +166,13 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, _ *grpc.StreamServerI
 	ctx, err := s.authenticate(ss.Context())
 	if err != nil {
 		return err
+	}
+	if s.cfg.Quota != nil {
+		_, release, err := s.cfg.Quota.Admit(ctx, principal(ctx), -1)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	return h(srv, authedStream{ServerStream: ss, ctx: ctx})
 }
@@ -205,7 +236,11 @@ func (s *Server) toStatus(method string, err error) error {
 		s.logger.Error("request failed", "error_id", id, "code", e.Code, "method", method, "err", err)
 	}
 	st := status.New(code, msg)
-	if withInfo, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: e.Code, Domain: "dapr.io", Metadata: e.Metadata}); derr == nil {
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: e.Code, Domain: "dapr.io", Metadata: e.Metadata}}
+	if secs, err := strconv.Atoi(e.Metadata[blocks.MetaRetryAfterSeconds]); err == nil {
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)})
+	}
+	if withInfo, derr := st.WithDetails(details...); derr == nil {
 		st = withInfo
 	}
 	return st.Err()

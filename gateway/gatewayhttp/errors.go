@@ -45,6 +45,9 @@ func (s *server) handleError(err error, c echo.Context) {
 		s.logger.Error("request failed", "error_id", id, "code", e.Code, "method", c.Request().Method,
 			"path", c.Request().URL.Path, "err", err)
 	}
+	if secs := e.Metadata[blocks.MetaRetryAfterSeconds]; secs != "" {
+		c.Response().Header().Set("Retry-After", secs)
+	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)
 		return

@@ -24,6 +24,13 @@ import (
 	"github.com/blockgate/blockgate/tenants"
 )
 
+// Quota admits a request of p whose body has size bytes (-1: unknown). It
+// returns the largest body the tenant may send (0: no tenant limit) and a
+// release to call when the request ends; a refusal is a *blocks.Error.
+type Quota interface {
+	Admit(ctx context.Context, p tenants.Principal, size int64) (maxBytes int64, release func(), err error)
+}
+
 // Authenticator turns a request's credential (its app token, else the
 // client certificate of a TLS connection, nil for plain ones) into a
 // principal.
@@ -42,6 +49,9 @@ type Config struct {
 	JWKS func() []byte
 	// Identity issues apps' certificates; nil answers 501.
 	Identity Identity
+	// Quota admits each authenticated request by its tenant's limits; nil
+	// admits everything.
+	Quota Quota
 	// Ready reports whether the node can serve (dependencies up); healthz
 	// answers 500 with its error otherwise.
 	Ready func(ctx context.Context) error
@@ -122,6 +132,16 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return blocks.ErrUnauthenticated("invalid api token: %v", err)
 		}
+		if s.cfg.Quota != nil {
+			maxBytes, release, err := s.cfg.Quota.Admit(r.Context(), p, r.ContentLength)
+			if err != nil {
+				return err
+			}
+			defer release()
+			if maxBytes > 0 && !strings.HasPrefix(r.URL.Path, invokePrefix) {
+				r.Body = http.MaxBytesReader(c.Response(), r.Body, maxBytes)
+			}
+		}
 		c.SetRequest(r.WithContext(auth.WithPrincipal(r.Context(), p)))
 		return next(c)
 	}
@@ -170,7 +190,7 @@ func (s *server) readBody(c echo.Context) ([]byte, error) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, blocks.ErrBodyTooLarge(s.cfg.MaxBodyBytes)
+			return nil, blocks.ErrBodyTooLarge(tooLarge.Limit)
 		}
 		return nil, blocks.ErrMalformedRequest("reading the request body: %v", err)
 	}
