@@ -58,6 +58,8 @@ func run(ctx context.Context, args []string) error {
 		return adminCommand(ctx, args[0], args[1:])
 	case "admin-token", "audit":
 		return auditCommand(ctx, args[0], args[1:])
+	case "federation", "policy", "svid", "ca":
+		return identityCommand(ctx, args[0], args[1:])
 	case "version":
 		fmt.Println(version)
 		return nil
@@ -106,5 +108,14 @@ or a tenant admin token for the commands on its own tenant):
   blockgate admin-token list --tenant NAME
   blockgate admin-token revoke ID
   blockgate audit list [--tenant NAME] [--limit 100] [--before TIME]
+  blockgate federation apply --tenant NAME -f ISSUER.yaml   (a FederatedIssuer: trust an OIDC issuer)
+  blockgate federation list --tenant NAME
+  blockgate federation delete --tenant NAME FEDERATION
+  blockgate policy apply --tenant NAME -f CONFIG.yaml [--app CALLEE,...]   (Dapr Configuration accessControl)
+  blockgate policy list --tenant NAME
+  blockgate policy delete --tenant NAME POLICY
+  blockgate policy deny-by-default --tenant NAME on|off
+  blockgate svid issue --tenant NAME --app APP_ID [--csr FILE] [--ttl 24h] [--cert-out F --key-out F --bundle-out F]
+  blockgate ca rotate
   blockgate version
 `

@@ -75,6 +75,17 @@ type HandlerConfig struct {
 //	POST   /v1/admin-tokens/{id}/revoke              platform
 //	GET    /v1/audit?tenant=&limit=100&before=       any       (a tenant admin reads its own tenant's log)
 //	POST   /v1/signing-keys/rotate                   platform
+//	PUT    /v1/tenants/{tenant}/federations          tenant    FederatedIssuer YAML or JSON
+//	GET    /v1/tenants/{tenant}/federations          tenant
+//	DELETE /v1/tenants/{tenant}/federations/{name}   tenant
+//	PUT    /v1/tenants/{tenant}/access-policies?app= tenant    Dapr Configuration (accessControl)
+//	GET    /v1/tenants/{tenant}/access-policies      tenant
+//	DELETE /v1/tenants/{tenant}/access-policies/{n}  tenant
+//	PUT    /v1/tenants/{tenant}/policy-settings      tenant    {"denyByDefault": true}
+//	GET    /v1/tenants/{tenant}/policy-settings      tenant
+//	POST   /v1/tenants/{tenant}/apps/{app}/svid      tenant    CSR (PEM) or {"csr", "ttl"}
+//	POST   /v1/ca/rotate                             platform
+//	GET    /v1/ca/bundle                             public    the trust bundle, PEM
 //	GET    /healthz, /.well-known/jwks.json          public
 //
 // Every POST, PUT and DELETE, refused ones included, is written to the
@@ -138,6 +149,9 @@ func newHandler(svc *Service, cfg HandlerConfig) (*handler, *echo.Echo) {
 		{method: http.MethodGet, path: "/v1/audit", access: anyAdmin, handle: h.listAudit, tenant: queryTenant},
 		{method: http.MethodPost, path: "/v1/signing-keys/rotate", access: platformOnly, handle: h.rotateKey},
 	} {
+		h.add(e, rt)
+	}
+	for _, rt := range h.identityRoutes() {
 		h.add(e, rt)
 	}
 	return h, e

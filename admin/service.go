@@ -23,6 +23,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/blockgate/blockgate/auth/authca"
 	"github.com/blockgate/blockgate/auth/authjwt"
 	"github.com/blockgate/blockgate/blocks/invoke/invokeresiliency"
 	"github.com/blockgate/blockgate/blocks/pubsub"
@@ -47,6 +48,7 @@ type Service struct {
 	validators map[string]ComponentValidator // by block kind: "state"
 	logger     *slog.Logger
 	now        func() time.Time
+	ca         *authca.CA
 }
 
 // NewService returns the admin service. validators maps a block kind
