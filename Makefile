@@ -16,6 +16,11 @@ FUZZ := \
 	./gateway/gatewayhttp/:FuzzStateKey \
 	./gateway/gatewayhttp/:FuzzStateBodies \
 	./auth/authjwt/:FuzzVerify \
+	./auth/authoidc/:FuzzVerify \
+	./auth/authoidc/:FuzzParseFederation \
+	./auth/authpolicy/:FuzzParseAccessControl \
+	./auth/authpolicy/:FuzzInvokeDecision \
+	./auth/authca/:FuzzSignCSR \
 	./blocks/pubsub/:FuzzNewEnvelope \
 	./blocks/pubsub/:FuzzDecodeEvent \
 	./blocks/pubsub/:FuzzParseSubscription \
