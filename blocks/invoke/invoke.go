@@ -132,7 +132,8 @@ func (s *Service) Resolve(ctx context.Context, caller tenants.Principal, target,
 		return tenants.App{}, errNoAppID()
 	}
 	if err := tenants.ValidateAppID(target); err != nil {
-		return tenants.App{}, errInvoke(target, "invalid app id", nil)
+		return tenants.App{}, blocks.New(blocks.InvalidArgument, http.StatusBadRequest, "ERR_DIRECT_INVOKE",
+			"failed to invoke: %s", err.Error())
 	}
 	app, err := s.apps.App(ctx, caller.Tenant, target)
 	switch {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -175,6 +176,10 @@ func validatePath(p string) error {
 		return errors.New("a path must be valid UTF-8")
 	case strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
 		return fmt.Errorf("path %q contains a space or a control character", p)
+	case strings.Contains(p, "://") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "?#\\"):
+		return fmt.Errorf("route %q must be a path on the app, like /orders, not a URL", p)
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return fmt.Errorf("route %q must not climb out of the app with ..", p)
 	}
 	return nil
 }
