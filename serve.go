@@ -120,7 +120,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.string(&tlsNames, "tls-names", "", "comma-separated DNS names and IPs of the API certificate (default localhost, 127.0.0.1, ::1, the host name)")
 	fs.string(&cfg.FederationCAFile, "federation-ca-file", "", "PEM roots to trust when fetching federated issuers' keys (e.g. a Kubernetes API server's CA)")
 	var tenantRPS, appRPS string
-	var tenantBurst, appBurst, maxConns, maxApps, maxSubs, maxRequest int
+	var tenantBurst, appBurst, maxConns, maxApps, maxSubs, maxRequest, stateMax int
 	fs.string(&tenantRPS, "tenant-rps", "0", "default requests per second of a tenant, all nodes together (0: no limit)")
 	fs.int(&tenantBurst, "tenant-burst", 0, "default burst of a tenant's requests (0: one second's worth)")
 	fs.string(&appRPS, "app-rps", "0", "default requests per second of each app (0: no limit)")
@@ -128,7 +128,9 @@ func serve(ctx context.Context, args []string) error {
 	fs.int(&maxRequest, "tenant-max-request-bytes", 0, "default largest request of a tenant, below --max-body-size (0: no tenant limit)")
 	fs.int(&maxConns, "tenant-max-connections", 0, "default concurrent requests and streams of a tenant per node (0: no limit)")
 	fs.int(&maxApps, "tenant-max-apps", 0, "default number of apps a tenant may have (0: no limit)")
-	fs.int(&maxSubs, "tenant-max-subscriptions", 0, "default number of subscriptions of a tenant (0: no limit)")
+	fs.int(&maxSubs, "tenant-max-subscriptions", 0, "default number of declarative subscriptions of a tenant (0: no limit)")
+	fs.int(&stateMax, "tenant-state-max-bytes", 0, "default bytes of stored state of a tenant (0: no limit)")
+	fs.duration(&cfg.StateUsageInterval, "state-usage-interval", 30*time.Second, "how often tenants' stored state is measured against their quota")
 	fs.string(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.string(&logFormat, "log-format", "text", "text or json")
 	if err := fs.parse(args); err != nil {
@@ -148,6 +150,7 @@ func serve(ctx context.Context, args []string) error {
 	cfg.DefaultLimits.RequestBurst, cfg.DefaultLimits.AppRequestBurst = tenantBurst, appBurst
 	cfg.DefaultLimits.MaxConnections, cfg.DefaultLimits.MaxApps, cfg.DefaultLimits.MaxSubscriptions = maxConns, maxApps, maxSubs
 	cfg.DefaultLimits.MaxRequestBytes = int64(maxRequest)
+	cfg.DefaultLimits.StateMaxBytes = int64(stateMax)
 	if err := readMasterKey(&cfg, masterKeyFile); err != nil {
 		return err
 	}

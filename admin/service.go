@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -49,6 +50,35 @@ type Service struct {
 	logger     *slog.Logger
 	now        func() time.Time
 	ca         *authca.CA
+	defaults   tenants.Limits
+}
+
+// SetDefaultLimits gives the service the gateway's default quotas, for
+// the counts it enforces (apps, subscriptions). Call it before serving.
+func (s *Service) SetDefaultLimits(l tenants.Limits) { s.defaults = l }
+
+// checkQuota refuses to add one more of what when the tenant has limit or
+// more already (limit from the tenant's quotas, else the defaults). The
+// count is read before the insert, so concurrent adds may overshoot by the
+// number of racing requests.
+func (s *Service) checkQuota(ctx context.Context, id tenants.ID, what string, limit func(tenants.Limits) int, count func() (int, error)) error {
+	t, err := s.registry.Tenant(ctx, id)
+	if err != nil {
+		return err
+	}
+	max := limit(t.Limits.Or(s.defaults))
+	if max <= 0 {
+		return nil
+	}
+	n, err := count()
+	if err != nil {
+		return err
+	}
+	if n >= max {
+		return &apiError{http.StatusTooManyRequests, "ERR_QUOTA_EXCEEDED",
+			fmt.Sprintf("tenant %s has %d %s, its quota; delete some or ask the platform admin to raise it", id, n, what)}
+	}
+	return nil
 }
 
 // NewService returns the admin service. validators maps a block kind
@@ -156,6 +186,12 @@ func (s *Service) CreateApp(ctx context.Context, tenant, appID, endpoint, appTok
 	if strings.ContainsAny(appToken, "\r\n") || len(appToken) > 4096 {
 		return tenants.App{}, invalid(fmt.Errorf("the app token must be one line of at most 4096 characters"))
 	}
+	if err := s.checkQuota(ctx, id, "apps", func(l tenants.Limits) int { return l.MaxApps }, func() (int, error) {
+		apps, err := s.registry.Apps(ctx, id)
+		return len(apps), err
+	}); err != nil {
+		return tenants.App{}, err
+	}
 	return s.registry.CreateApp(ctx, tenants.App{Tenant: id, ID: appID, Endpoint: endpoint, AppToken: appToken})
 }
 
@@ -187,6 +223,17 @@ func (s *Service) ApplyApp(ctx context.Context, tenant string, doc []byte) (Appl
 		return AppliedApp{}, invalid(err)
 	}
 	a.Tenant = tid
+	if err := s.checkQuota(ctx, tid, "apps", func(l tenants.Limits) int { return l.MaxApps }, func() (int, error) {
+		apps, err := s.registry.Apps(ctx, tid)
+		for _, have := range apps {
+			if have.ID == a.ID {
+				return 0, err // a replacement adds nothing
+			}
+		}
+		return len(apps), err
+	}); err != nil {
+		return AppliedApp{}, err
+	}
 	created, err := s.registry.ApplyApp(ctx, a)
 	if err != nil {
 		return AppliedApp{}, err
@@ -418,6 +465,17 @@ func (s *Service) ApplySubscription(ctx context.Context, tenant string, doc []by
 	sub, err := pubsub.ParseSubscription(doc)
 	if err != nil {
 		return Subscription{}, invalid(err)
+	}
+	if err := s.checkQuota(ctx, id, "subscriptions", func(l tenants.Limits) int { return l.MaxSubscriptions }, func() (int, error) {
+		subs, err := s.registry.Subscriptions(ctx, id)
+		for _, r := range subs {
+			if r.Name == sub.Name {
+				return 0, err // a replacement adds nothing
+			}
+		}
+		return len(subs), err
+	}); err != nil {
+		return Subscription{}, err
 	}
 	rec, err := s.registry.PutSubscription(ctx, tenantspg.SubscriptionRecord{
 		Tenant: id, Name: sub.Name, Pubsub: sub.Pubsub, Topic: sub.Topic, Document: sub.Document(),

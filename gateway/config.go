@@ -74,6 +74,9 @@ type Config struct {
 	// its own (PubsubMaxBytes aside, see that field); zero fields mean no
 	// limit.
 	DefaultLimits tenants.Limits
+	// StateUsageInterval is how often each tenant's stored state is
+	// measured against its StateMaxBytes quota; default 30s.
+	StateUsageInterval time.Duration
 	// MaxBodyBytes limits API request bodies; default 4 MiB.
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown;
@@ -127,6 +130,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PubsubMaxBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("--pubsub-max-bytes %d is too small; use at least 1 MiB", c.PubsubMaxBytes))
+	}
+	if c.StateUsageInterval <= 0 {
+		c.StateUsageInterval = 30 * time.Second
 	}
 	if c.TrustDomain == "" {
 		c.TrustDomain = "blockgate.local"

@@ -183,6 +183,7 @@ func (n *node) start(ctx context.Context) error {
 		"state.in-memory":  n.openMemoryStore,
 	}, log)
 	n.state.SetAccess(n.policies)
+	n.state.SetWriteGuard(n.quotas.StateWrite)
 	n.nc, err = nats.Connect(n.natsURL, nats.Name("blockgate"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {

@@ -29,6 +29,8 @@ type quotas struct {
 	logger   *slog.Logger
 
 	limits   atomic.Pointer[map[tenants.ID]tenants.Limits]
+	// stateBytes is each tenant's stored state, as last measured.
+	stateBytes atomic.Pointer[map[tenants.ID]int64]
 	mu       sync.Mutex // serialises writers of limits
 	inflight sync.Map   // tenants.ID → *atomic.Int64
 }
@@ -132,3 +134,37 @@ func (q *quotas) Admit(ctx context.Context, p tenants.Principal, size int64) (ma
 
 // Run sweeps idle rate buckets until ctx is done.
 func (q *quotas) Run(ctx context.Context) error { return q.rate.Run(ctx) }
+
+// StateWrite refuses a state write of p's tenant once its stored state has
+// reached its quota. Usage is measured every interval by RunStateUsage, so
+// a tenant may overshoot by what it writes within one interval.
+func (q *quotas) StateWrite(ctx context.Context, p tenants.Principal) error {
+	l := q.effective(ctx, p.Tenant)
+	if l.StateMaxBytes <= 0 {
+		return nil
+	}
+	used := q.stateBytes.Load()
+	if used == nil || (*used)[p.Tenant] < l.StateMaxBytes {
+		return nil
+	}
+	return blocks.ErrQuotaExceeded("bytes of stored state", l.StateMaxBytes)
+}
+
+// RunStateUsage measures every tenant's stored state every interval until
+// ctx is done.
+func (q *quotas) RunStateUsage(ctx context.Context, usage func(context.Context) (map[tenants.ID]int64, error), every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if m, err := usage(ctx); err == nil {
+			q.stateBytes.Store(&m)
+		} else if ctx.Err() == nil {
+			q.logger.Warn("measuring tenants' state usage failed; keeping the last figures", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -68,6 +68,8 @@ func (n *node) serve(ctx context.Context) error {
 		"state":  n.state.ValidateComponent,
 		"pubsub": n.pubsub.ValidateComponent,
 	}, log)
+	adminSvc.SetCA(n.ca)
+	adminSvc.SetDefaultLimits(n.cfg.DefaultLimits)
 
 	httpSrv := &http.Server{
 		Handler: metrics.wrapHTTP(gatewayhttp.New(gatewayhttp.Config{
@@ -122,6 +124,7 @@ func (n *node) serve(ctx context.Context) error {
 	loops.Go(func() error { return n.channel.Run(loopCtx) })
 	loops.Go(func() error { return n.ca.Run(loopCtx) })
 	loops.Go(func() error { return n.quotas.Run(loopCtx) })
+	loops.Go(func() error { return n.quotas.RunStateUsage(loopCtx, n.statepg.Usage, n.cfg.StateUsageInterval) })
 	loops.Go(func() error { return n.oidc.Run(loopCtx) })
 
 	servers, sctx := errgroup.WithContext(ctx)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,8 @@ type Service struct {
 	openers    map[string]Opener
 	logger     *slog.Logger
 	access     tenants.Access
+	// writeGuard, when set, may refuse a write for the tenant's quota.
+	writeGuard func(ctx context.Context, p tenants.Principal) error
 
 	mu     sync.Mutex
 	stores map[storeKey]*openStore
@@ -69,6 +72,13 @@ func NewService(components Components, openers map[string]Opener, logger *slog.L
 // SetAccess makes the service consult a tenant access policy beyond the
 // components' scopes. Call it before serving.
 func (s *Service) SetAccess(a tenants.Access) { s.access = a }
+
+// SetWriteGuard makes every write (a save, or a transaction with an
+// upsert) ask guard first; a non-nil error refuses it. The gateway uses it
+// for the tenant's state storage quota. Call it before serving.
+func (s *Service) SetWriteGuard(guard func(ctx context.Context, p tenants.Principal) error) {
+	s.writeGuard = guard
+}
 
 // Types lists the component types the service can open.
 func (s *Service) Types() []string {
@@ -255,6 +265,11 @@ func (s *Service) Save(ctx context.Context, p tenants.Principal, name string, it
 	if err != nil {
 		return err
 	}
+	if s.writeGuard != nil && len(items) > 0 {
+		if err := s.writeGuard(ctx, p); err != nil {
+			return err
+		}
+	}
 	reqs := make([]SetRequest, len(items))
 	for i, it := range items {
 		if reqs[i], err = st.setRequest(p, name, it); err != nil {
@@ -429,6 +444,11 @@ func (s *Service) Transact(ctx context.Context, p tenants.Principal, name string
 	st, err := s.store(ctx, p, name)
 	if err != nil {
 		return err
+	}
+	if s.writeGuard != nil && slices.ContainsFunc(ops, func(o TxOperation) bool { return o.Operation == "upsert" }) {
+		if err := s.writeGuard(ctx, p); err != nil {
+			return err
+		}
 	}
 	if st.outbox != nil {
 		return s.transactOutbox(ctx, p, name, st, ops)
