@@ -15,6 +15,8 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -185,6 +187,28 @@ func TestMTLSIdentity(t *testing.T) {
 		}
 	}
 
+	// Rotation: certificates of the old CA generation keep working, new
+	// ones chain to the new root, and clients learn both from the bundle.
+	gen, err := g.admin().RotateCA(ctx)
+	if err != nil || gen == "" {
+		t.Fatalf("rotate: %q %v", gen, err)
+	}
+	rotated := requestSVID(t, g, tok, 0)
+	oldLeaf, _ := x509.ParseCertificate(s.cert.Certificate[0])
+	newLeaf, _ := x509.ParseCertificate(rotated.cert.Certificate[0])
+	if string(oldLeaf.AuthorityKeyId) == string(newLeaf.AuthorityKeyId) {
+		t.Fatal("after rotation the new SVID was signed by the old issuing key")
+	}
+	if n := strings.Count(rotated.TrustBundle, "BEGIN CERTIFICATE"); n != 2 {
+		t.Fatalf("bundle after rotation holds %d roots, want the old and the new", n)
+	}
+	writeBundle(t, g, rotated.TrustBundle)
+	for name, cert := range map[string]*tls.Certificate{"old": &s.cert, "new": &rotated.cert} {
+		if st, body := metadataAs(g, cert); st != 200 {
+			t.Fatalf("%s SVID after rotation: %d %s", name, st, body)
+		}
+	}
+
 	// Dapr's Sentry API on the gRPC port signs too, with the token in the
 	// request, and refuses a token for another app id.
 	sentrySign(t, g, tok)
@@ -210,6 +234,14 @@ func TestExpiredSVIDRefused(t *testing.T) {
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// writeBundle replaces the trust bundle the test clients use.
+func writeBundle(t *testing.T, g *gateway, pemText string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(g.dataDir, "trust-bundle.pem"), []byte(pemText), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // doTLS sends a request to a --tls gateway with token.

@@ -100,9 +100,11 @@ func (c *CA) ServerTLSConfig(dnsNames []string, ips []net.IP) *tls.Config {
 
 // GetCertificate returns a tls.Config.GetCertificate that serves the
 // gateway's certificate for dnsNames and ips (see ServerCertificate). It
-// keeps the certificate until half its lifetime has passed or the active
-// generation has changed (a rotation here, or a Reload after one on
-// another node), and then issues a new one at the next handshake. If
+// keeps the certificate until half its lifetime has passed, and then issues
+// a new one, from the generation active then, at the next handshake. A
+// rotation therefore reaches the serving certificate at its next renewal,
+// not at once: clients holding the previous bundle keep connecting, and
+// have until then to fetch the new one (it holds both roots). If
 // issuing fails while the old certificate is still valid, the old one is
 // served and the failure logged. Handshakes between renewals take no lock.
 func (c *CA) GetCertificate(dnsNames []string, ips []net.IP) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -131,9 +133,13 @@ type issuedCert struct {
 	renewAt    time.Time
 }
 
+// fresh reports whether ic may still be served. A certificate of a
+// retired generation stays in use until its renewal time: its root is in
+// the bundle for longer than that, and clients that have not fetched the
+// new bundle yet keep connecting. Renewal then moves it to the active
+// generation.
 func (sc *serverCert) fresh(ic *issuedCert, now time.Time) bool {
-	a := sc.ca.snap.Load().active
-	return ic != nil && a != nil && ic.generation == a.id && now.Before(ic.renewAt)
+	return ic != nil && sc.ca.snap.Load().active != nil && now.Before(ic.renewAt)
 }
 
 func (sc *serverCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {

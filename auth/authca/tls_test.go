@@ -169,8 +169,10 @@ func TestServerTLS(t *testing.T) {
 	if err != nil || h.err != nil || h.id != app {
 		t.Fatalf("after rotation: client %v, server %v, peer %v", err, h.err, h.id)
 	}
-	if len(chain) != 2 || !chain[1].Equal(fresh.Certificates[1]) {
-		t.Fatal("after rotation the listener still serves a certificate of the old generation")
+	// The serving certificate stays on the old generation until its
+	// renewal, so that clients with the previous bundle keep connecting.
+	if len(chain) != 2 || chain[1].Equal(fresh.Certificates[1]) {
+		t.Fatal("the listener's certificate moved to the new generation at the rotation, before clients could learn its root")
 	}
 }
 
@@ -208,19 +210,21 @@ func TestGetCertificate(t *testing.T) {
 		t.Fatalf("GetCertificate did not renew after half the lifetime: %v", err)
 	}
 
-	// A rotation on another node, once reloaded here, renews at once.
+	// A rotation on another node, once reloaded here, reaches the serving
+	// certificate at its next renewal, not before.
 	if _, err := other.Rotate(t.Context()); err != nil {
 		t.Fatal(err)
-	}
-	if again, _ := get(nil); again != renewed {
-		t.Fatal("GetCertificate renewed before this node learned of the rotation")
 	}
 	if err := ca.Reload(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	if again, _ := get(nil); again != renewed {
+		t.Fatal("GetCertificate renewed at the rotation, before clients could learn the new root")
+	}
+	clk.Advance(13 * time.Hour)
 	rotated, err := get(nil)
 	if err != nil || rotated == renewed {
-		t.Fatalf("GetCertificate kept the certificate of a retired generation: %v", err)
+		t.Fatalf("GetCertificate kept the certificate of a retired generation past its renewal: %v", err)
 	}
 	if _, err := other.Verify([]*x509.Certificate{rotated.Leaf, mustParse(t, rotated.Certificate[1])}); err != nil {
 		t.Fatalf("certificate after rotation: %v", err)
