@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/url"
 	"regexp"
@@ -13,9 +12,9 @@ import (
 	"strings"
 	"unicode"
 
-	yamlv2 "go.yaml.in/yaml/v2"
 	"sigs.k8s.io/yaml"
 
+	"github.com/blockgate/blockgate/internal/yamldoc"
 	"github.com/blockgate/blockgate/tenants"
 )
 
@@ -133,8 +132,8 @@ func ParseFederation(data []byte) (Federation, error) {
 	if err != nil {
 		return Federation{}, fmt.Errorf("federated issuer is neither YAML nor JSON (or repeats a key): %w", err)
 	}
-	if err := oneDocument(data); err != nil {
-		return Federation{}, err
+	if err := yamldoc.One(data); err != nil {
+		return Federation{}, fmt.Errorf("reading federated issuer: %w", err)
 	}
 	var d document
 	dec := json.NewDecoder(bytes.NewReader(js))
@@ -213,31 +212,6 @@ func exactFieldNames(js []byte) error {
 		}
 	}
 	return nil
-}
-
-// oneDocument refuses a YAML stream of several resources, of which
-// YAMLToJSONStrict would silently read the first.
-func oneDocument(data []byte) error {
-	dec := yamlv2.NewDecoder(bytes.NewReader(data))
-	n := 0
-	for {
-		var v any
-		err := dec.Decode(&v)
-		switch {
-		case errors.Is(err, io.EOF):
-			return nil
-		case err != nil && n == 0:
-			return nil // YAMLToJSONStrict has read this document
-		case err != nil:
-			return fmt.Errorf("reading federated issuer: after the first document: %w", err)
-		}
-		if v != nil {
-			n++
-		}
-		if n > 1 {
-			return errors.New("reading federated issuer: the YAML holds more than one document; give one resource at a time")
-		}
-	}
 }
 
 // Document renders f as a FederatedIssuer resource in JSON; ParseFederation

@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
-	yamlv2 "go.yaml.in/yaml/v2"
 	"sigs.k8s.io/yaml"
 
+	"github.com/blockgate/blockgate/internal/yamldoc"
 	"github.com/blockgate/blockgate/tenants"
 )
 
@@ -99,8 +98,8 @@ func Parse(doc []byte) (*Configuration, error) {
 	if err != nil {
 		return nil, invalid("configuration is neither YAML nor JSON (or repeats a key): %v", err)
 	}
-	if err := oneDocument(doc); err != nil {
-		return nil, err
+	if err := yamldoc.One(doc); err != nil {
+		return nil, invalid("%v", err)
 	}
 	top, err := object("", js, "apiVersion", "kind", "metadata", "spec")
 	if err != nil {
@@ -347,31 +346,6 @@ func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
-}
-
-// oneDocument refuses a YAML stream of several documents, of which
-// YAMLToJSON would silently keep the first.
-func oneDocument(doc []byte) error {
-	dec := yamlv2.NewDecoder(bytes.NewReader(doc))
-	n := 0
-	for {
-		var v any
-		err := dec.Decode(&v)
-		switch {
-		case errors.Is(err, io.EOF):
-			return nil
-		case err != nil && n == 0:
-			return nil // YAMLToJSONStrict has read this document
-		case err != nil:
-			return invalid("after the first document: %v", err)
-		}
-		if v != nil {
-			n++
-		}
-		if n > 1 {
-			return invalid("the YAML holds more than one document; give one Configuration at a time")
-		}
-	}
 }
 
 // Warnings lists what in c will not do what a Dapr user may expect in

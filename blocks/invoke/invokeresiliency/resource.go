@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"slices"
@@ -13,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	yamlv2 "go.yaml.in/yaml/v2"
 	"sigs.k8s.io/yaml"
 
+	"github.com/blockgate/blockgate/internal/yamldoc"
 	"github.com/blockgate/blockgate/tenants"
 )
 
@@ -263,8 +262,8 @@ func Parse(doc []byte) (Resiliency, error) {
 	if err != nil {
 		return Resiliency{}, fmt.Errorf("resiliency is neither YAML nor JSON (or repeats a key): %w", err)
 	}
-	if err := oneDocument(doc); err != nil {
-		return Resiliency{}, err
+	if err := yamldoc.One(doc); err != nil {
+		return Resiliency{}, fmt.Errorf("reading resiliency: %w", err)
 	}
 	var d document
 	dec := json.NewDecoder(bytes.NewReader(js))
@@ -348,32 +347,6 @@ func (d *document) policies(r *Resiliency) error {
 		r.CircuitBreakers[name] = cb
 	}
 	return nil
-}
-
-// oneDocument refuses a YAML stream of several resources, of which
-// YAMLToJSON would silently read the first. Empty documents (a trailing
-// "---") do not count.
-func oneDocument(doc []byte) error {
-	dec := yamlv2.NewDecoder(bytes.NewReader(doc))
-	n := 0
-	for {
-		var v any
-		err := dec.Decode(&v)
-		switch {
-		case errors.Is(err, io.EOF):
-			return nil
-		case err != nil && n == 0:
-			return nil // YAMLToJSONStrict has read this document
-		case err != nil:
-			return fmt.Errorf("reading resiliency: after the first document: %w", err)
-		}
-		if v != nil {
-			n++
-		}
-		if n > 1 {
-			return errors.New("reading resiliency: the YAML holds more than one document; give one resource at a time")
-		}
-	}
 }
 
 // retry converts a retry policy; field names it in errors.
