@@ -69,6 +69,7 @@ bench: build
 		-json bin/pubsubbench.json $(PUBSUBBENCH_FLAGS)
 	$(GO) run ./bench/invokebench -bin bin/blockgate -rate 1000 -duration 30s \
 		-json bin/invokebench.json $(INVOKEBENCH_FLAGS)
+	$(GO) run ./bench/neighbourbench -bin bin/blockgate -duration 20s -json bin/neighbourbench.json $(NEIGHBOURBENCH_FLAGS)
 
 lint:
 	$(GO) vet ./...
