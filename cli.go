@@ -16,15 +16,66 @@ import (
 	"github.com/blockgate/blockgate/admin/adminclient"
 )
 
+// subcommand is one admin subcommand being run: `blockgate NOUN VERB
+// [flags] [args]`. newSubcommand makes its flag set with the flags every
+// subcommand has (--tenant, --json); the caller adds its own, then parse
+// reads the arguments and connects the admin client.
+type subcommand struct {
+	noun, verb string
+	fs         *flag.FlagSet
+	tenant     *string
+	asJSON     *bool
+	args       []string // after the verb
+	pos        []string // positional arguments, after parse
+	client     *adminclient.Client
+	out        io.Writer
+}
+
+func newSubcommand(noun string, args []string) (*subcommand, error) {
+	if len(args) == 0 {
+		return nil, usageError{fmt.Sprintf("%s needs a verb", noun)}
+	}
+	c := &subcommand{noun: noun, verb: args[0], args: args[1:], out: os.Stdout}
+	c.fs = flag.NewFlagSet(noun+" "+c.verb, flag.ContinueOnError)
+	c.tenant = c.fs.String("tenant", "", "tenant name")
+	c.asJSON = c.fs.Bool("json", false, "print JSON")
+	return c, nil
+}
+
+// parse reads the flags and positional arguments and connects the client.
+func (c *subcommand) parse() error {
+	var err error
+	if c.pos, err = parseInterspersed(c.fs, c.args); err != nil {
+		return err
+	}
+	c.client, err = client()
+	return err
+}
+
+// need checks that there are n positional arguments, described by what.
+func (c *subcommand) need(n int, what string) error {
+	if len(c.pos) != n {
+		return usageError{fmt.Sprintf("%s %s takes %s", c.noun, c.verb, what)}
+	}
+	return nil
+}
+
+// needTenant checks that --tenant was given.
+func (c *subcommand) needTenant() error {
+	if *c.tenant == "" {
+		return usageError{fmt.Sprintf("%s %s needs --tenant NAME", c.noun, c.verb)}
+	}
+	return nil
+}
+
 // adminCommand runs one of the admin subcommands against the admin API at
 // BLOCKGATE_ADMIN_URL with BLOCKGATE_ADMIN_TOKEN.
 func adminCommand(ctx context.Context, noun string, args []string) error {
-	if len(args) == 0 {
-		return usageError{fmt.Sprintf("%s needs a verb", noun)}
+	cmd, err := newSubcommand(noun, args)
+	if err != nil {
+		return err
 	}
-	verb, args := args[0], args[1:]
-	fs := flag.NewFlagSet(noun+" "+verb, flag.ContinueOnError)
-	tenant := fs.String("tenant", "", "tenant name")
+	fs, verb := cmd.fs, cmd.verb
 	app := fs.String("app", "", "app id")
 	endpoint := fs.String("endpoint", "", "the app's base URL, for calls from the gateway to the app")
 	healthPath := fs.String("path", "", "health check path, e.g. /healthz (empty: no checks)")
@@ -33,29 +84,12 @@ func adminCommand(ctx context.Context, noun string, args []string) error {
 	appToken := fs.String("app-token", "", "token the gateway sends to the app's endpoint as dapr-api-token (daprd's APP_API_TOKEN)")
 	ttl := fs.Duration("ttl", 0, "token lifetime, e.g. 24h (default 24h, at most 720h)")
 	file := fs.String("f", "", "resource file (YAML or JSON), - for standard input")
-	asJSON := fs.Bool("json", false, "print JSON")
 	quotaFlags := newQuotaFlags(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := cmd.parse(); err != nil {
 		return err
 	}
-	c, err := client()
-	if err != nil {
-		return err
-	}
-	out := os.Stdout
-	need := func(n int, what string) error {
-		if len(pos) != n {
-			return usageError{fmt.Sprintf("%s %s takes %s", noun, verb, what)}
-		}
-		return nil
-	}
-	needTenant := func() error {
-		if *tenant == "" {
-			return usageError{fmt.Sprintf("%s %s needs --tenant NAME", noun, verb)}
-		}
-		return nil
-	}
+	tenant, asJSON, pos, c, out := cmd.tenant, cmd.asJSON, cmd.pos, cmd.client, cmd.out
+	need, needTenant := cmd.need, cmd.needTenant
 
 	switch noun + " " + verb {
 	case "tenant create":

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -16,32 +14,19 @@ import (
 // admin API: tenant admin tokens (issued and revoked by the platform admin)
 // and the audit log.
 func auditCommand(ctx context.Context, noun string, args []string) error {
-	if len(args) == 0 {
-		return usageError{fmt.Sprintf("%s needs a verb", noun)}
+	cmd, err := newSubcommand(noun, args)
+	if err != nil {
+		return err
 	}
-	verb, args := args[0], args[1:]
-	fs := flag.NewFlagSet(noun+" "+verb, flag.ContinueOnError)
-	tenant := fs.String("tenant", "", "tenant name")
+	fs, verb := cmd.fs, cmd.verb
 	name := fs.String("name", "", "who the admin token is for, e.g. alice (shown in the audit log)")
 	ttl := fs.Duration("ttl", 0, "admin token lifetime, e.g. 720h (default 720h, at most 8760h)")
 	limit := fs.Int("limit", 0, "most entries to show (default 100, at most 1000)")
 	before := fs.String("before", "", "only entries before this RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := cmd.parse(); err != nil {
 		return err
 	}
-	c, err := client()
-	if err != nil {
-		return err
-	}
-	out := os.Stdout
-	needTenant := func() error {
-		if *tenant == "" {
-			return usageError{fmt.Sprintf("%s %s needs --tenant NAME", noun, verb)}
-		}
-		return nil
-	}
+	tenant, asJSON, pos, c, out, needTenant := cmd.tenant, cmd.asJSON, cmd.pos, cmd.client, cmd.out, cmd.needTenant
 
 	switch noun + " " + verb {
 	case "admin-token issue":

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,12 +21,11 @@ import (
 // against the admin API: federated issuers, access policies, app
 // certificates and the certificate authority.
 func identityCommand(ctx context.Context, noun string, args []string) error {
-	if len(args) == 0 {
-		return usageError{fmt.Sprintf("%s needs a verb", noun)}
+	cmd, err := newSubcommand(noun, args)
+	if err != nil {
+		return err
 	}
-	verb, args := args[0], args[1:]
-	fs := flag.NewFlagSet(noun+" "+verb, flag.ContinueOnError)
-	tenant := fs.String("tenant", "", "tenant name")
+	fs, verb := cmd.fs, cmd.verb
 	app := fs.String("app", "", "app id (for policy apply: the callee apps it applies to, comma-separated; none: the tenant default)")
 	file := fs.String("f", "", "resource file (YAML or JSON), - for standard input")
 	csrFile := fs.String("csr", "", "PEM certificate signing request; empty: make a new P-256 key")
@@ -35,22 +33,10 @@ func identityCommand(ctx context.Context, noun string, args []string) error {
 	keyOut := fs.String("key-out", "", "where to write a new private key (default <app>.key)")
 	bundleOut := fs.String("bundle-out", "", "where to write the trust bundle (default bundle.pem)")
 	ttl := fs.Duration("ttl", 0, "certificate lifetime, e.g. 24h (default: the gateway's --svid-ttl)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := cmd.parse(); err != nil {
 		return err
 	}
-	c, err := client()
-	if err != nil {
-		return err
-	}
-	out := os.Stdout
-	needTenant := func() error {
-		if *tenant == "" {
-			return usageError{fmt.Sprintf("%s %s needs --tenant NAME", noun, verb)}
-		}
-		return nil
-	}
+	tenant, asJSON, pos, c, out, needTenant := cmd.tenant, cmd.asJSON, cmd.pos, cmd.client, cmd.out, cmd.needTenant
 	needFile := func() ([]byte, error) {
 		if err := needTenant(); err != nil {
 			return nil, err
@@ -61,8 +47,8 @@ func identityCommand(ctx context.Context, noun string, args []string) error {
 		return readFile(*file)
 	}
 	oneName := func(what string) error {
-		if len(pos) != 1 {
-			return usageError{fmt.Sprintf("%s %s takes one %s", noun, verb, what)}
+		if err := cmd.need(1, "one "+what); err != nil {
+			return err
 		}
 		return needTenant()
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
 	"net/http"
 	"os"
 	"os/exec"
@@ -96,8 +97,45 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("revoked CLI token still works: %d", st)
 	}
 
+	// Identity, policies and quotas.
+	dir := t.TempDir()
+	out := must("", "svid", "issue", "--tenant", "cli-co", "--app", "orders", "--cert-out", filepath.Join(dir, "o.crt"),
+		"--key-out", filepath.Join(dir, "o.key"), "--bundle-out", filepath.Join(dir, "b.pem"))
+	if !strings.Contains(out, "spiffe://blockgate.local/tenant/cli-co/app/orders") {
+		t.Fatalf("svid issue: %s", out)
+	}
+	if _, err := tls.LoadX509KeyPair(filepath.Join(dir, "o.crt"), filepath.Join(dir, "o.key")); err != nil {
+		t.Fatalf("svid issue wrote an unusable key pair: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "o.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("private key mode: %v %v", fi, err)
+	}
+	must(`apiVersion: dapr.io/v1alpha1
+kind: Configuration
+metadata: {name: acl}
+spec: {accessControl: {defaultAction: deny}}
+`, "policy", "apply", "--tenant", "cli-co", "--app", "orders", "-f", "-")
+	if out := must("", "policy", "list", "--tenant", "cli-co"); !strings.Contains(out, "acl") || !strings.Contains(out, "orders") {
+		t.Fatalf("policy list: %s", out)
+	}
+	must("", "policy", "deny-by-default", "--tenant", "cli-co", "on")
+	must("", "policy", "deny-by-default", "--tenant", "cli-co", "off")
+	must("", "policy", "delete", "--tenant", "cli-co", "acl")
+	if out := must("", "tenant", "limits", "cli-co", "--rps", "100", "--max-apps", "10"); !strings.Contains(out, "requests/s (tenant)  100") {
+		t.Fatalf("tenant limits: %s", out)
+	}
+	// Only the limits named change.
+	if out := must("", "tenant", "limits", "cli-co", "--app-rps", "5"); !strings.Contains(out, "requests/s (tenant)  100") || !strings.Contains(out, "apps                 10") {
+		t.Fatalf("tenant limits kept the others: %s", out)
+	}
+
 	// Mistakes get a clear message and a non-zero exit.
 	for _, args := range [][]string{
+		{"svid", "issue", "--tenant", "cli-co"},
+		{"policy", "deny-by-default", "--tenant", "cli-co", "maybe"},
+		{"tenant", "limits", "cli-co", "--rps", "fast"},
+		{"tenant", "limits", "cli-co"},
+		{"federation", "apply", "--tenant", "cli-co"},
 		{"tenant", "create", "Bad_Name"},
 		{"app", "create", "orders"},
 		{"tenant", "create", "cli-co"},
