@@ -1,6 +1,15 @@
 // Package gatewaynats runs the NATS server with JetStream that every gateway
 // node embeds, the way NATS's own tests do: NewServer, Start,
 // ReadyForConnections, and Shutdown when the node stops.
+//
+// With a Cluster name the embedded servers of several nodes form one NATS
+// cluster over routes, as nats-server's own cluster tests configure it
+// (createJetStreamClusterExplicit): every server is named, listens for
+// routes and lists the seed routes, the same list on every node, its own
+// address included (a server ignores its route to itself). JetStream then
+// runs clustered: its metadata and every stream with more than one replica
+// are RAFT groups, and nothing is written until a majority of the servers
+// the routes name have met and elected a meta leader.
 package gatewaynats
 
 import (
@@ -9,7 +18,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,16 +35,46 @@ type Config struct {
 	Port int
 	// StoreDir holds JetStream's file store; required.
 	StoreDir string
-	// ServerName names this node in a NATS cluster; default "blockgate".
+	// ServerName names this node in a NATS cluster, unique within it;
+	// default "blockgate".
 	ServerName string
+	// Cluster makes the server one node of a NATS cluster; its zero value
+	// runs a single server.
+	Cluster Cluster
 	// ReadyTimeout bounds the wait for the server to accept clients; default 10s.
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
 }
 
+// Cluster configures the routes between the embedded servers of a cluster.
+type Cluster struct {
+	// Name is the NATS cluster's name, the same on every node; "" runs a
+	// single server and ignores the other fields.
+	Name string
+	// Host is the route listen address; default "0.0.0.0" (all interfaces).
+	Host string
+	// Port is the route port; 0 picks a free one (useful alone only: peers
+	// must know it).
+	Port int
+	// Routes are the seed routes, host:port or nats-route:// URLs; the same
+	// list on every node, this node's own address included, is what NATS
+	// recommends. Required: JetStream runs clustered only with routes; a
+	// first node alone lists itself.
+	Routes []string
+	// Secret, when set, is the password (user "blockgate") every route must
+	// present; set the same on every node. Without it anyone who reaches
+	// the route port joins the cluster and reads every message.
+	Secret string
+}
+
+// routeUser is the user routes authenticate as when Cluster.Secret is set.
+const routeUser = "blockgate"
+
 // Server is a running embedded NATS server.
 type Server struct {
 	ns        *server.Server
+	clustered bool
+	seeds     int
 	closeOnce sync.Once
 }
 
@@ -68,6 +109,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// Keep HTTP monitoring off: the gateway has its own metrics endpoint.
 		HTTPPort: 0,
 	}
+	if err := cfg.Cluster.apply(opts); err != nil {
+		return nil, err
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("configuring embedded NATS: %w", err)
@@ -90,7 +134,143 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ns.Shutdown()
 		return nil, errors.New("embedded NATS started without JetStream; check the store directory is writable")
 	}
-	return &Server{ns: ns}, nil
+	s := &Server{ns: ns, clustered: cfg.Cluster.Name != ""}
+	if s.clustered {
+		s.seeds = seedSize(opts.Routes, ns.ClusterAddr())
+	}
+	return s, nil
+}
+
+// apply sets the cluster options of opts.
+func (c Cluster) apply(opts *server.Options) error {
+	if c.Name == "" {
+		return nil
+	}
+	if strings.ContainsAny(c.Name, " \t.*>") {
+		return fmt.Errorf("cluster name %q: use letters, digits, - and _", c.Name)
+	}
+	if len(c.Routes) == 0 {
+		return fmt.Errorf("cluster %s: no peers; list every node's route address, this node's included", c.Name)
+	}
+	host := c.Host
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	port := c.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts.Cluster = server.ClusterOpts{
+		Name: c.Name, Host: host, Port: port,
+		// Clients connect to their own node's server on loopback: its
+		// client address means nothing to another node's clients.
+		NoAdvertise: true,
+	}
+	if c.Secret != "" {
+		opts.Cluster.Username, opts.Cluster.Password = routeUser, c.Secret
+	}
+	for _, r := range c.Routes {
+		u, err := routeURL(r, c.Secret)
+		if err != nil {
+			return err
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	return nil
+}
+
+// routeURL parses a seed route, host:port or a nats-route:// URL, and adds
+// the route credentials.
+func routeURL(r, secret string) (*url.URL, error) {
+	r = strings.TrimSpace(r)
+	if !strings.Contains(r, "://") {
+		r = "nats-route://" + r
+	}
+	u, err := url.Parse(r)
+	if err != nil || u.Hostname() == "" || u.Port() == "" {
+		return nil, fmt.Errorf("cluster peer %q: want host:port", r)
+	}
+	if secret != "" && u.User == nil {
+		u.User = url.UserPassword(routeUser, secret)
+	}
+	return u, nil
+}
+
+// seedSize is the number of servers the seed routes name, this one
+// included whether or not they list it. A route is this server's own when
+// its port is the route port and its host is one of this machine's
+// addresses.
+func seedSize(routes []*url.URL, self *net.TCPAddr) int {
+	seen := map[string]bool{}
+	n := 1 // this server
+	for _, u := range routes {
+		key := strings.ToLower(u.Host)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		if self == nil || !isSelf(u, self) {
+			n++
+		}
+	}
+	return n
+}
+
+func isSelf(u *url.URL, self *net.TCPAddr) bool {
+	if u.Port() != strconv.Itoa(self.Port) {
+		return false
+	}
+	ips, err := net.LookupIP(u.Hostname())
+	if err != nil {
+		return false
+	}
+	local, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ip := range ips {
+		if !self.IP.IsUnspecified() {
+			if ip.Equal(self.IP) {
+				return true
+			}
+			continue
+		}
+		if ip.IsLoopback() {
+			return true
+		}
+		for _, a := range local {
+			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Clustered reports whether the server is a node of a NATS cluster.
+func (s *Server) Clustered() bool { return s.clustered }
+
+// SeedSize is the number of servers the seed routes name, this one
+// included: the cluster's size as configured. 1 when not clustered. The
+// cluster may grow beyond it as servers join through gossip.
+func (s *Server) SeedSize() int {
+	if !s.clustered {
+		return 1
+	}
+	return s.seeds
+}
+
+// Current reports whether JetStream can serve from this server: it is
+// enabled and, in a cluster, the metadata group has a leader and this
+// server is up to date with it. Healthy asks less.
+func (s *Server) Current() error {
+	if !s.ns.JetStreamEnabled() {
+		return errors.New("nats: JetStream is not enabled")
+	}
+	if s.clustered && !s.ns.JetStreamIsCurrent() {
+		return errors.New("nats: JetStream has no meta leader or this server is behind it; are a majority of the cluster's servers up and routed?")
+	}
+	return nil
 }
 
 // ClientURL is the nats:// URL clients connect to.
