@@ -21,6 +21,15 @@
 //     bounds the bytes a tenant published in the last MaxAge.
 //   - Duplicates (Config.DuplicateWindow, default 2m) is the dedupe window.
 //   - AllowMsgTTL, for per-message expiry (below).
+//   - Replicas (Config.Replicas): the gateway gives min(3, cluster size),
+//     so that a clustered stream survives losing a server (RAFT, R3).
+//
+// When the cluster grows, Broker.SetReplicas raises the replicas: each
+// stream is updated (JetStream copies it to the new servers) on its next
+// use on that node, so a tenant idle since then keeps its old replicas
+// until it publishes or subscribes again. A stream is never scaled down by
+// a node that would give it fewer replicas (one restarted with a smaller
+// view of the cluster): creating or updating keeps the larger of the two.
 //
 // Tenants never share a stream, a subject or a consumer: a tenant's Message
 // or Spec can only name subjects under its own t.<tenant>. prefix, and the

@@ -31,7 +31,7 @@ type Config struct {
 	// message older than this is dropped. Default 24h.
 	MaxAge time.Duration
 	// Replicas of each tenant's stream; default 1. More needs a JetStream
-	// cluster of at least that many servers.
+	// cluster of at least that many servers. SetReplicas raises it later.
 	Replicas int
 	// DuplicateWindow is how long a Message.ID is remembered for
 	// deduplication; default 2m, at most MaxAge.
@@ -104,6 +104,9 @@ type Broker struct {
 	js     jetstream.JetStream
 	cfg    Config
 	logger *slog.Logger
+	// replicas is what streams are created or updated with: Config.Replicas,
+	// raised by SetReplicas.
+	replicas atomic.Int32
 
 	mu      sync.Mutex
 	streams map[tenants.ID]*tenantStream
@@ -132,12 +135,38 @@ func New(nc *nats.Conn, cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pubsubjs: opening JetStream: %w", err)
 	}
-	return &Broker{
+	b := &Broker{
 		js:      js,
 		cfg:     cfg,
 		logger:  cfg.Logger.With("block", "pubsub", "component", "pubsub.jetstream"),
 		streams: make(map[tenants.ID]*tenantStream),
-	}, nil
+	}
+	b.replicas.Store(int32(cfg.Replicas))
+	return b, nil
+}
+
+// SetReplicas raises the replicas of the tenants' streams to n, at most 5,
+// when the JetStream cluster has grown: each stream this node knows is
+// updated on its next use here (Publish, Consume, ApplyLimits), and streams
+// are created with n from now on. It never lowers them: a smaller n, or a
+// node started with a smaller Config.Replicas, leaves streams as they are.
+func (b *Broker) SetReplicas(n int) {
+	n = min(n, 5)
+	for {
+		cur := b.replicas.Load()
+		if int32(n) <= cur {
+			return
+		}
+		if b.replicas.CompareAndSwap(cur, int32(n)) {
+			break
+		}
+	}
+	b.logger.Info("tenant streams move to more replicas on their next use", "replicas", n)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, ts := range b.streams {
+		ts.ready.Store(false)
+	}
 }
 
 // ensureStream makes sure the tenant's stream exists, creating it on the
@@ -204,10 +233,20 @@ func (b *Broker) ApplyLimits(ctx context.Context, tenant tenants.ID) error {
 	return nil
 }
 
-// applyStream creates or updates the tenant's stream.
+// applyStream creates or updates the tenant's stream, keeping its replicas
+// if it has more than this Broker would give it.
 func (b *Broker) applyStream(ctx context.Context, tenant tenants.ID) error {
 	cfg := b.streamConfig(tenant)
-	if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+	had := 0 // replicas of the existing stream
+	if st, err := b.js.Stream(ctx, cfg.Name); err == nil {
+		had = st.CachedInfo().Config.Replicas
+		cfg.Replicas = max(cfg.Replicas, had)
+	}
+	st, err := b.js.CreateOrUpdateStream(ctx, cfg)
+	if err == nil && had > 0 && cfg.Replicas > had {
+		err = b.waitLeader(ctx, st)
+	}
+	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeStorageExceeded {
 			b.logger.Error("JetStream cannot reserve the tenant's storage: the sum of tenant quotas exceeds the server's JetStream store",
@@ -215,8 +254,26 @@ func (b *Broker) applyStream(ctx context.Context, tenant tenants.ID) error {
 		}
 		return fmt.Errorf("creating stream %s: %w", cfg.Name, b.classify(err))
 	}
-	b.logger.Info("tenant stream ready", "tenant", tenant, "stream", cfg.Name, "max_bytes", cfg.MaxBytes)
+	b.logger.Info("tenant stream ready", "tenant", tenant, "stream", cfg.Name, "max_bytes", cfg.MaxBytes, "replicas", cfg.Replicas)
 	return nil
+}
+
+// waitLeader waits until a stream that is moving to more replicas has a
+// leader again: until then a publish goes unanswered.
+func (b *Broker) waitLeader(ctx context.Context, st jetstream.Stream) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	for {
+		info, err := st.Info(ctx)
+		if err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the stream's leader after adding replicas: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // streamConfig is the configuration of the tenant's stream.
@@ -234,7 +291,7 @@ func (b *Broker) streamConfig(tenant tenants.ID) jetstream.StreamConfig {
 		Subjects:    streamSubjects(tenant),
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
-		Replicas:    b.cfg.Replicas,
+		Replicas:    int(b.replicas.Load()),
 		MaxAge:      b.cfg.MaxAge,
 		MaxBytes:    maxBytes,
 		Discard:     jetstream.DiscardNew,

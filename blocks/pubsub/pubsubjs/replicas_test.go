@@ -1,0 +1,70 @@
+package pubsubjs
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/blockgate/blockgate/blocks/pubsub"
+	"github.com/blockgate/blockgate/gateway/gatewaynats/gatewaynatstest"
+)
+
+// TestReplicasGrow: a stream made with one replica moves to three on its
+// next use after SetReplicas(3), and a Broker that would give it fewer
+// (a node with a smaller view of the cluster) leaves it at three.
+func TestReplicasGrow(t *testing.T) {
+	servers := gatewaynatstest.Cluster(t, 3)
+	broker := func(i, replicas int) (*Broker, jetstream.JetStream) {
+		nc, err := nats.Connect(servers[i].ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		b, err := New(nc, Config{Replicas: replicas, Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(nc)
+		return b, js
+	}
+	replicas := func(js jetstream.JetStream) int {
+		t.Helper()
+		st, err := js.Stream(t.Context(), streamName("tenant-a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().Config.Replicas
+	}
+	msg := pubsub.Message{Tenant: "tenant-a", Pubsub: "ps", Topic: "t", Data: []byte("x")}
+
+	a, js := broker(0, 1)
+	msg.ID = "1"
+	if err := a.Publish(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if r := replicas(js); r != 1 {
+		t.Fatalf("replicas %d, want 1", r)
+	}
+	a.SetReplicas(3)
+	a.SetReplicas(2) // never lowers
+	msg.ID = "2"
+	if err := a.Publish(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if r := replicas(js); r != 3 {
+		t.Fatalf("after SetReplicas(3) and a publish: replicas %d, want 3", r)
+	}
+
+	b, _ := broker(1, 1)
+	msg.ID = "3"
+	if err := b.Publish(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ApplyLimits(t.Context(), "tenant-a"); err != nil {
+		t.Fatal(err)
+	}
+	if r := replicas(js); r != 3 {
+		t.Fatalf("a Broker with Replicas 1 scaled the stream down to %d", r)
+	}
+}
