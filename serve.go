@@ -131,6 +131,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.int(&maxSubs, "tenant-max-subscriptions", 0, "default number of declarative subscriptions of a tenant (0: no limit)")
 	fs.int(&stateMax, "tenant-state-max-bytes", 0, "default bytes of stored state of a tenant (0: no limit)")
 	fs.duration(&cfg.StateUsageInterval, "state-usage-interval", 30*time.Second, "how often tenants' stored state is measured against their quota")
+	fs.bool(&cfg.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the metrics port")
 	fs.string(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.string(&logFormat, "log-format", "text", "text or json")
 	if err := fs.parse(args); err != nil {

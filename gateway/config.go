@@ -26,6 +26,9 @@ type Config struct {
 	// MetricsPort serves Prometheus metrics on /metrics; default 9090, 0
 	// picks a free port, -1 disables metrics.
 	MetricsPort int
+	// Pprof serves Go's profiles under /debug/pprof/ on the metrics port;
+	// default off.
+	Pprof bool
 	// NATSPort is the embedded NATS server's client port, on loopback;
 	// default 4222, 0 picks a free port. Unused with NATSURL.
 	NATSPort int
