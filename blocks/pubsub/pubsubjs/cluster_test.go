@@ -1,13 +1,17 @@
 package pubsubjs
 
 import (
+	"fmt"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/blockgate/blockgate/blocks/pubsub"
 	"github.com/blockgate/blockgate/gateway/gatewaynats/gatewaynatstest"
+	"github.com/blockgate/blockgate/tenants"
 )
 
 // TestReplicasGrow: a stream made with one replica moves to three on its
@@ -66,5 +70,38 @@ func TestReplicasGrow(t *testing.T) {
 	}
 	if r := replicas(js); r != 3 {
 		t.Fatalf("a Broker with Replicas 1 scaled the stream down to %d", r)
+	}
+}
+
+// TestConcurrentFirstUse: nodes that use a new tenant at the same moment
+// each get its stream without waiting out a timeout (JetStream leaves
+// lookups of a stream that has no leader yet unanswered).
+func TestConcurrentFirstUse(t *testing.T) {
+	servers := gatewaynatstest.Cluster(t, 3)
+	brokers := make([]*Broker, len(servers))
+	for i, s := range servers {
+		nc, err := nats.Connect(s.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		// A timeout well under the stall the lookups would cause.
+		if brokers[i], err = New(nc, Config{Replicas: 3, Timeout: 2 * time.Second, Logger: testLogger()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 5 {
+		tenant := tenants.ID(fmt.Sprintf("tenant-%d", round))
+		errs := make(chan error, len(brokers))
+		for i, b := range brokers {
+			go func() {
+				errs <- b.Publish(t.Context(), pubsub.Message{Tenant: tenant, Pubsub: "ps", Topic: "t", ID: strconv.Itoa(i), Data: []byte("x")})
+			}()
+		}
+		for range brokers {
+			if err := <-errs; err != nil {
+				t.Fatalf("%s: %v", tenant, err)
+			}
+		}
 	}
 }

@@ -235,16 +235,24 @@ func (b *Broker) ApplyLimits(ctx context.Context, tenant tenants.ID) error {
 
 // applyStream creates or updates the tenant's stream, keeping its replicas
 // if it has more than this Broker would give it.
+//
+// It creates first: creating is idempotent when the stream exists with the
+// same configuration, the common case, and while a stream that another node
+// has just created has no leader yet, JetStream leaves the info and update
+// requests a lookup first would send unanswered until they time out.
 func (b *Broker) applyStream(ctx context.Context, tenant tenants.ID) error {
 	cfg := b.streamConfig(tenant)
-	had := 0 // replicas of the existing stream
-	if st, err := b.js.Stream(ctx, cfg.Name); err == nil {
-		had = st.CachedInfo().Config.Replicas
-		cfg.Replicas = max(cfg.Replicas, had)
-	}
-	st, err := b.js.CreateOrUpdateStream(ctx, cfg)
-	if err == nil && had > 0 && cfg.Replicas > had {
-		err = b.waitLeader(ctx, st)
+	_, err := b.js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		// It exists with other limits or replicas.
+		var st jetstream.Stream
+		if st, err = b.js.Stream(ctx, cfg.Name); err == nil {
+			had := st.CachedInfo().Config.Replicas
+			cfg.Replicas = max(cfg.Replicas, had)
+			if _, err = b.js.UpdateStream(ctx, cfg); err == nil && cfg.Replicas > had {
+				err = b.waitLeader(ctx, st)
+			}
+		}
 	}
 	if err != nil {
 		var apiErr *jetstream.APIError
