@@ -178,7 +178,7 @@ func (c *Channel) conn(endpoint string) (*grpc.ClientConn, error) {
 	if rest, ok := strings.CutPrefix(endpoint, "grpcs://"); ok {
 		target, creds = rest, credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 	}
-	cc, err := grpc.NewClient(strings.TrimSuffix(target, "/"), grpc.WithTransportCredentials(creds), grpc.WithSharedWriteBuffer(true))
+	cc, err := grpc.NewClient(strings.TrimSuffix(target, "/"), grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, fmt.Errorf("app endpoint %q: %w", endpoint, err)
 	}

@@ -179,7 +179,7 @@ func validatePath(p string) error {
 	case strings.Contains(p, "://") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "?#\\"):
 		return fmt.Errorf("route %q must be a path on the app, like /orders, not a URL", p)
 	case slices.Contains(strings.Split(p, "/"), ".."):
-		return fmt.Errorf("route %q must not climb out of the app with ..", p)
+		return fmt.Errorf("route %q climbs out of the app with a \"..\" segment", p)
 	}
 	return nil
 }

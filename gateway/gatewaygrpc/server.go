@@ -96,11 +96,9 @@ func New(cfg Config, opts ...grpc.ServerOption) *grpc.Server {
 		grpc.ForceServerCodec(proxyCodec{}),
 		grpc.UnknownServiceHandler(s.proxy),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
-		// A pool of stream workers instead of a goroutine per call, and
-		// write buffers shared across connections: fewer goroutine starts
-		// and allocations per call.
+		// A pool of stream workers instead of a goroutine per call: fewer
+		// goroutine starts per call.
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-		grpc.SharedWriteBuffer(true),
 		grpc.ChainUnaryInterceptor(s.unaryErrors, s.unaryAuth),
 		grpc.ChainStreamInterceptor(s.streamErrors, s.streamAuth),
 	)
