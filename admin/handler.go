@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,7 +31,10 @@ type HandlerConfig struct {
 	// AuditFailures, when set, counts audit entries that could not be
 	// written (the actions themselves stand); alert on it.
 	AuditFailures prometheus.Counter
-	Logger        *slog.Logger
+	// Ready, when set, says whether the node can serve, for GET /readyz: an
+	// error's message is shown to anyone who asks, so keep detail out.
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
 }
 
 // Handler returns the admin REST API. Every request but the public ones
@@ -86,7 +90,9 @@ type HandlerConfig struct {
 //	POST   /v1/tenants/{tenant}/apps/{app}/svid      tenant    CSR (PEM) or {"csr", "ttl"}
 //	POST   /v1/ca/rotate                             platform
 //	GET    /v1/ca/bundle                             public    the trust bundle, PEM
-//	GET    /healthz, /.well-known/jwks.json          public
+//	GET    /v1/cluster/nodes                         platform  the live gateway nodes
+//	GET    /healthz, /.well-known/jwks.json          public    /healthz: the process answers
+//	GET    /readyz                                   public    200 when the node can serve, else 503
 //
 // Every POST, PUT and DELETE, refused ones included, is written to the
 // audit log (see audit).
@@ -115,6 +121,7 @@ func newHandler(svc *Service, cfg HandlerConfig) (*handler, *echo.Echo) {
 
 	for _, rt := range []route{
 		{method: http.MethodGet, path: "/healthz", access: public, handle: func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }},
+		{method: http.MethodGet, path: "/readyz", access: public, handle: h.readyz},
 		{method: http.MethodGet, path: "/.well-known/jwks.json", access: public, handle: func(c echo.Context) error {
 			return c.Blob(http.StatusOK, "application/jwk-set+json", cfg.JWKS())
 		}},
@@ -148,6 +155,7 @@ func newHandler(svc *Service, cfg HandlerConfig) (*handler, *echo.Echo) {
 		{method: http.MethodPost, path: "/v1/admin-tokens/:id/revoke", access: platformOnly, handle: h.revokeAdminToken, tenant: h.adminTokenTenant},
 		{method: http.MethodGet, path: "/v1/audit", access: anyAdmin, handle: h.listAudit, tenant: queryTenant},
 		{method: http.MethodPost, path: "/v1/signing-keys/rotate", access: platformOnly, handle: h.rotateKey},
+		{method: http.MethodGet, path: "/v1/cluster/nodes", access: platformOnly, handle: h.clusterNodes},
 	} {
 		h.add(e, rt)
 	}

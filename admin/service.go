@@ -51,6 +51,7 @@ type Service struct {
 	now        func() time.Time
 	ca         *authca.CA
 	defaults   tenants.Limits
+	cluster    Cluster
 }
 
 // SetDefaultLimits gives the service the gateway's default quotas, for
