@@ -299,8 +299,12 @@ func (m *Membership) apply(e jetstream.KeyValueEntry, live bool) {
 // does: creating is idempotent for the same configuration, and a lookup of
 // a bucket another node has just created goes unanswered until its stream
 // has a leader.
+//
+// Each attempt is bounded by Interval: until the cluster has a meta
+// leader, JetStream leaves requests unanswered, and the next heartbeat
+// tries again.
 func (m *Membership) ensureBucket(ctx context.Context) (jetstream.KeyValue, int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.Interval)
 	defer cancel()
 	cfg := jetstream.KeyValueConfig{
 		Bucket:      m.cfg.Bucket,
