@@ -106,6 +106,13 @@ func serve(ctx context.Context, args []string) error {
 	fs.int(&cfg.MetricsPort, "metrics-port", gateway.DefaultMetricsPort, "Prometheus metrics port (0: any free port, -1: off)")
 	fs.int(&cfg.NATSPort, "nats-port", gateway.DefaultNATSPort, "embedded NATS client port, loopback only (0: any free port)")
 	fs.string(&cfg.NATSURL, "nats-url", "", "external NATS cluster URL; empty embeds a NATS server with JetStream")
+	var clusterPeers string
+	fs.string(&cfg.ClusterName, "cluster-name", "", "join the embedded NATS servers of the nodes into this cluster (empty: a single node)")
+	fs.string(&clusterPeers, "cluster-peers", "", "comma-separated route addresses host:port of every node of the cluster, this one included")
+	fs.string(&cfg.NodeName, "node-name", "", "this node's name in the cluster, unique (default: the host name)")
+	fs.string(&cfg.ClusterHost, "cluster-host", "", "address the cluster route listener binds (default: --host)")
+	fs.int(&cfg.ClusterPort, "cluster-port", gateway.DefaultClusterPort, "cluster route port (0: any free port)")
+	fs.string(&cfg.ClusterSecret, "cluster-secret", "", "password of the cluster routes, the same on every node; prefer the environment variable")
 	fs.string(&cfg.AdminToken, "admin-token", "", "platform admin token; empty generates one into <data-dir>/admin-token")
 	fs.int(&maxBody, "max-body-size", 4<<20, "largest accepted request body in bytes")
 	fs.int(&pubsubMax, "pubsub-max-bytes", 1<<30, "default limit of a tenant's stored pub/sub messages, in bytes")
@@ -154,6 +161,11 @@ func serve(ctx context.Context, args []string) error {
 	cfg.DefaultLimits.StateMaxBytes = int64(stateMax)
 	if err := readMasterKey(&cfg, masterKeyFile); err != nil {
 		return err
+	}
+	for _, p := range strings.Split(clusterPeers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.ClusterPeers = append(cfg.ClusterPeers, p)
+		}
 	}
 	for _, n := range strings.Split(tlsNames, ",") {
 		if n = strings.TrimSpace(n); n != "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/blockgate/blockgate/tenants"
@@ -41,6 +42,30 @@ type Config struct {
 	PostgresURL string
 	// NATSURL points at an external NATS cluster; empty embeds a server.
 	NATSURL string
+
+	// ClusterName makes this node one of a cluster: its embedded NATS
+	// server routes to the other nodes' (ClusterPeers) and JetStream
+	// replicates streams to min(3, cluster size) servers. Every node of a
+	// cluster has the same ClusterName, ClusterPeers, ClusterSecret,
+	// PostgresURL, CAMasterKey and AdminToken. Empty: a single node, or the
+	// nodes of an external NATS cluster (NATSURL).
+	ClusterName string
+	// ClusterPeers are the route addresses (host:port) of the cluster's
+	// nodes, this node's own included, the same list on every node;
+	// required with ClusterName.
+	ClusterPeers []string
+	// ClusterHost is the address the route listener binds; default Host.
+	ClusterHost string
+	// ClusterPort is the route port; default 6222, 0 picks a free port.
+	ClusterPort int
+	// ClusterSecret, when set, is the password every route presents: set
+	// it, as anyone who reaches the route port can otherwise join the
+	// cluster and read every message.
+	ClusterSecret string
+	// NodeName names this node in its cluster (the NATS server name and
+	// the membership heartbeats), unique in the cluster; default the host
+	// name.
+	NodeName string
 
 	// TrustDomain is the SPIFFE trust domain of the apps' identities
 	// (spiffe://<domain>/tenant/<tenant>/app/<app-id>); default
@@ -101,6 +126,7 @@ const (
 	DefaultAdminPort   = 8080
 	DefaultMetricsPort = 9090
 	DefaultNATSPort    = 4222
+	DefaultClusterPort = 6222
 )
 
 // Validate checks cfg before anything starts and fills in defaults for the
@@ -114,6 +140,7 @@ func (c *Config) Validate() error {
 	}{
 		{"--http-port", c.HTTPPort, 0}, {"--grpc-port", c.GRPCPort, 0}, {"--admin-port", c.AdminPort, 0},
 		{"--metrics-port", c.MetricsPort, -1}, {"--nats-port", c.NATSPort, 0},
+		{"--cluster-port", c.ClusterPort, 0},
 	} {
 		if p.port < p.min || p.port > 65535 {
 			errs = append(errs, fmt.Errorf("%s %d is not a port number", p.name, p.port))
@@ -164,8 +191,62 @@ func (c *Config) Validate() error {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	errs = append(errs, c.validateCluster()...)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return errors.Join(errs...)
+}
+
+// validateCluster checks the cluster fields and fills in the node name.
+func (c *Config) validateCluster() []error {
+	var errs []error
+	if c.NodeName == "" {
+		c.NodeName = defaultNodeName()
+	}
+	if !validNodeName(c.NodeName) {
+		errs = append(errs, fmt.Errorf("--node-name %q: use letters, digits, - and _, and dots inside", c.NodeName))
+	}
+	switch {
+	case c.ClusterName != "" && c.NATSURL != "":
+		errs = append(errs, errors.New("--cluster-name clusters the embedded NATS servers; with --nats-url the external NATS cluster replicates: drop one"))
+	case c.ClusterName != "" && len(c.ClusterPeers) == 0:
+		errs = append(errs, errors.New("--cluster-name needs --cluster-peers: every node's route address (host:port), this node's included"))
+	case c.ClusterName == "" && (len(c.ClusterPeers) > 0 || c.ClusterSecret != ""):
+		errs = append(errs, errors.New("--cluster-peers and --cluster-secret need --cluster-name"))
+	}
+	return errs
+}
+
+// defaultNodeName is the host name, with what a node name cannot hold
+// replaced by '-'.
+func defaultNodeName() string {
+	h, _ := os.Hostname()
+	name := strings.Trim(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '-'
+	}, h), ".")
+	if len(name) > 128 {
+		name = name[:128]
+	}
+	if name == "" {
+		return "blockgate"
+	}
+	return name
+}
+
+// validNodeName reports whether name can name a NATS server and a key of
+// the membership bucket.
+func validNodeName(name string) bool {
+	if name == "" || len(name) > 128 || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -17,6 +17,12 @@ func TestConfigValidate(t *testing.T) {
 		{name: "negative grpc port", cfg: Config{GRPCPort: -1}, wantErr: "--grpc-port -1"},
 		{name: "tiny body limit", cfg: Config{MaxBodyBytes: 10}, wantErr: "--max-body-size"},
 		{name: "tiny pubsub limit", cfg: Config{PubsubMaxBytes: 1000}, wantErr: "--pubsub-max-bytes"},
+		{name: "cluster", cfg: Config{ClusterName: "c1", ClusterPeers: []string{"gw-1:6222", "gw-2:6222"}, NodeName: "gw-1", ClusterPort: 6222}},
+		{name: "cluster without peers", cfg: Config{ClusterName: "c1"}, wantErr: "--cluster-peers"},
+		{name: "cluster and external NATS", cfg: Config{ClusterName: "c1", ClusterPeers: []string{"a:1"}, NATSURL: "nats://x:4222"}, wantErr: "--nats-url"},
+		{name: "peers without a cluster", cfg: Config{ClusterPeers: []string{"a:1"}}, wantErr: "--cluster-name"},
+		{name: "bad node name", cfg: Config{NodeName: "node 1"}, wantErr: "--node-name"},
+		{name: "cluster port out of range", cfg: Config{ClusterPort: -2}, wantErr: "--cluster-port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -26,7 +32,8 @@ func TestConfigValidate(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if cfg.DataDir != ".blockgate" || cfg.MaxBodyBytes != 4<<20 || cfg.PubsubMaxBytes != 1<<30 || cfg.Logger == nil {
+				if cfg.DataDir != ".blockgate" || cfg.MaxBodyBytes != 4<<20 || cfg.PubsubMaxBytes != 1<<30 || cfg.Logger == nil ||
+					!validNodeName(cfg.NodeName) {
 					t.Fatalf("defaults not filled in: %+v", cfg)
 				}
 				return

@@ -37,6 +37,7 @@ import (
 	"github.com/blockgate/blockgate/blocks/state"
 	"github.com/blockgate/blockgate/blocks/state/statemem"
 	"github.com/blockgate/blockgate/blocks/state/statepg"
+	"github.com/blockgate/blockgate/gateway/gatewaycluster"
 	"github.com/blockgate/blockgate/gateway/gatewaynats"
 	"github.com/blockgate/blockgate/gateway/gatewaypg"
 	"github.com/blockgate/blockgate/migrations"
@@ -78,6 +79,8 @@ type node struct {
 	policies   policies
 	invoke     *invoke.Service
 	metadata   *metadata.Service
+	// members are the live nodes of the cluster (cluster.go).
+	members *gatewaycluster.Membership
 }
 
 // Run starts a node and serves until ctx is done or a part fails.
@@ -150,9 +153,7 @@ func (n *node) start(ctx context.Context) error {
 
 	n.natsURL = n.cfg.NATSURL
 	if n.natsURL == "" {
-		ns, err := gatewaynats.Start(ctx, gatewaynats.Config{
-			Port: n.cfg.NATSPort, StoreDir: filepath.Join(n.cfg.DataDir, "nats"), Logger: log,
-		})
+		ns, err := gatewaynats.Start(ctx, n.natsConfig())
 		if err != nil {
 			return fmt.Errorf("starting embedded NATS: %w", err)
 		}
@@ -190,7 +191,7 @@ func (n *node) start(ctx context.Context) error {
 		return fmt.Errorf("connecting to NATS at %s: %w", n.natsURL, err)
 	}
 	broker, err := pubsubjs.New(n.nc, pubsubjs.Config{
-		TenantMaxBytes: n.pubsubMaxBytes, DefaultMaxBytes: n.cfg.PubsubMaxBytes, Logger: log,
+		TenantMaxBytes: n.pubsubMaxBytes, DefaultMaxBytes: n.cfg.PubsubMaxBytes, Replicas: n.replicas(), Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the JetStream broker: %w", err)

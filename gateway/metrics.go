@@ -15,6 +15,8 @@ import (
 type metrics struct {
 	httpRequests *prometheus.HistogramVec
 	grpcRequests *prometheus.HistogramVec
+	// clusterNodes is the number of live gateway nodes this node sees.
+	clusterNodes prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -26,6 +28,9 @@ func newMetrics() *metrics {
 		grpcRequests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "blockgate_grpc_request_duration_seconds", Help: "Dapr gRPC API calls by method and code.", Buckets: buckets,
 		}, []string{"method", "code"}),
+		clusterNodes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "blockgate_cluster_nodes", Help: "Live gateway nodes of the cluster as this node sees them, itself included.",
+		}),
 	}
 }
 
@@ -33,12 +38,14 @@ func newMetrics() *metrics {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.httpRequests.Describe(ch)
 	m.grpcRequests.Describe(ch)
+	m.clusterNodes.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.httpRequests.Collect(ch)
 	m.grpcRequests.Collect(ch)
+	m.clusterNodes.Collect(ch)
 }
 
 type statusRecorder struct {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/blockgate/blockgate/blocks"
 	"github.com/blockgate/blockgate/tenants"
-	"github.com/blockgate/blockgate/tenants/tenantsrate"
 	"github.com/blockgate/blockgate/tenants/tenantspg"
+	"github.com/blockgate/blockgate/tenants/tenantsrate"
 )
 
 // quotas admits every authenticated API request by its tenant's limits:
@@ -28,11 +28,11 @@ type quotas struct {
 	rate     *tenantsrate.Limiter
 	logger   *slog.Logger
 
-	limits   atomic.Pointer[map[tenants.ID]tenants.Limits]
+	limits atomic.Pointer[map[tenants.ID]tenants.Limits]
 	// stateBytes is each tenant's stored state, as last measured.
 	stateBytes atomic.Pointer[map[tenants.ID]int64]
-	mu       sync.Mutex // serialises writers of limits
-	inflight sync.Map   // tenants.ID → *atomic.Int64
+	mu         sync.Mutex // serialises writers of limits
+	inflight   sync.Map   // tenants.ID → *atomic.Int64
 }
 
 func newQuotas(reg *tenantspg.Registry, defaults tenants.Limits, logger *slog.Logger) (*quotas, error) {
@@ -131,6 +131,11 @@ func (q *quotas) Admit(ctx context.Context, p tenants.Principal, size int64) (ma
 	}
 	return maxBytes, release, nil
 }
+
+// SetNodes makes this node enforce its share of the tenants' request
+// rates among nodes live gateway nodes (at least 1); the gateway calls it
+// when cluster membership changes. See tenantsrate for the tolerance.
+func (q *quotas) SetNodes(nodes int) { q.rate.SetShare(nodes) }
 
 // Run sweeps idle rate buckets until ctx is done.
 func (q *quotas) Run(ctx context.Context) error { return q.rate.Run(ctx) }

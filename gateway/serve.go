@@ -91,7 +91,7 @@ func (n *node) serve(ctx context.Context) error {
 		Identity: n.ca, Quota: n.quotas, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
 	}, grpcOpts...)
 	adminSrv := &http.Server{
-		Handler:           admin.Handler(adminSvc, admin.HandlerConfig{Token: adminToken, JWKS: n.tokens.JWKS, AuditFailures: auditFailures, Logger: log}),
+		Handler:           admin.Handler(adminSvc, admin.HandlerConfig{Token: adminToken, JWKS: n.tokens.JWKS, AuditFailures: auditFailures, Ready: n.readyz, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	var metricsSrv *http.Server
@@ -111,6 +111,10 @@ func (n *node) serve(ctx context.Context) error {
 	if lMetrics != nil {
 		ep.Metrics = clientAddr(lMetrics)
 	}
+	if n.members, err = n.newMembership(ep, metrics); err != nil {
+		return err
+	}
+	adminSvc.SetCluster(clusterView{n.members})
 	if n.cfg.Dev {
 		if err := n.bootstrapDev(ctx, adminSvc, ep, adminToken); err != nil {
 			return fmt.Errorf("dev mode setup: %w", err)
@@ -133,6 +137,7 @@ func (n *node) serve(ctx context.Context) error {
 	loops.Go(func() error { return n.quotas.Run(loopCtx) })
 	loops.Go(func() error { return n.quotas.RunStateUsage(loopCtx, n.statepg.Usage, n.cfg.StateUsageInterval) })
 	loops.Go(func() error { return n.oidc.Run(loopCtx) })
+	loops.Go(func() error { return n.members.Run(loopCtx) })
 
 	servers, sctx := errgroup.WithContext(ctx)
 	servers.Go(func() error {
