@@ -49,6 +49,7 @@ func runMain(m *testing.M) int {
 	}
 	code := m.Run()
 	stopShared()
+	stopClusterPostgres()
 	return code
 }
 
