@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -116,14 +117,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuring embedded NATS: %w", err)
 	}
-	ns.SetLoggerV2(slogAdapter{cfg.Logger.With("component", "nats")}, false, false, false)
+	logs := slogAdapter{l: cfg.Logger.With("component", "nats"), fatal: new(atomic.Pointer[string])}
+	ns.SetLoggerV2(logs, false, false, false)
 	go ns.Start()
 	deadline := time.Now().Add(cfg.ReadyTimeout)
 	for !ns.ReadyForConnections(100 * time.Millisecond) {
-		if ctx.Err() != nil || time.Now().After(deadline) {
+		fatal := logs.fatal.Load()
+		if ctx.Err() != nil || time.Now().After(deadline) || fatal != nil {
 			ns.Shutdown()
 			ns.WaitForShutdown()
-			if ctx.Err() != nil {
+			switch {
+			case fatal != nil:
+				// Such as a port in use: the server would never be ready.
+				return nil, fmt.Errorf("embedded NATS: %s", *fatal)
+			case ctx.Err() != nil:
 				return nil, ctx.Err()
 			}
 			return nil, fmt.Errorf("embedded NATS did not accept connections on %s within %s; is the port in use? (--nats-port)",
@@ -293,12 +300,20 @@ func (s *Server) Close() {
 	})
 }
 
-// slogAdapter sends the server's log lines to slog.
-type slogAdapter struct{ l *slog.Logger }
+// slogAdapter sends the server's log lines to slog, and keeps the first
+// fatal one: the server does not stop by itself after it.
+type slogAdapter struct {
+	l     *slog.Logger
+	fatal *atomic.Pointer[string]
+}
 
 func (a slogAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
 func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	a.fatal.CompareAndSwap(nil, &msg)
+	a.l.Error(msg)
+}
+func (a slogAdapter) Errorf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Debugf(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Tracef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,17 +53,21 @@ func TestStartNeedsStoreDir(t *testing.T) {
 	}
 }
 
-// freePorts returns n TCP ports free on loopback a moment ago.
+// freePorts returns n distinct TCP ports free on loopback a moment ago,
+// below the ephemeral range as gatewaynatstest.FreePorts (which this
+// package's tests cannot import) picks them.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	ports := make([]int, 0, n)
+	for len(ports) < n {
+		p := 20000 + rand.IntN(32768-20000)
+		if slices.Contains(ports, p) {
+			continue
 		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		defer l.Close()
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			l.Close()
+			ports = append(ports, p)
+		}
 	}
 	return ports
 }
@@ -242,5 +249,21 @@ func TestClusterConfigErrors(t *testing.T) {
 				t.Fatal("started")
 			}
 		})
+	}
+}
+
+// A route port in use fails the start at once, saying why.
+func TestClusterPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	self := fmt.Sprintf("127.0.0.1:%d", port)
+	_, err = Start(t.Context(), Config{StoreDir: t.TempDir(), ServerName: "n1", Logger: slog.New(slog.DiscardHandler),
+		Cluster: Cluster{Name: "test", Host: "127.0.0.1", Port: port, Routes: []string{self}}})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("err = %v, want one saying the address is in use", err)
 	}
 }
