@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,7 @@ import (
 	dapr "github.com/dapr/go-sdk/client"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/blockgate/blockgate/gateway/gatewaynats/gatewaynatstest"
 	"github.com/blockgate/blockgate/gateway/gatewaypg"
 )
 
@@ -90,21 +90,6 @@ func clusterDatabase(t *testing.T) string {
 	return u.String()
 }
 
-// freePorts returns n TCP ports that were free on loopback a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports
-}
-
 // startCluster starts n gateway nodes on loopback sharing a fresh Postgres
 // database, waits until every node is ready and sees all n, and stops them
 // when the test ends. Node 1 starts first and migrates and creates the
@@ -123,7 +108,7 @@ func startCluster(t *testing.T, n int) *cluster {
 	}
 	adminToken := "bgadm_" + randomHex(t)
 
-	ports := freePorts(t, n)
+	ports := gatewaynatstest.FreePorts(t, n)
 	peers := make([]string, n)
 	for i, p := range ports {
 		peers[i] = fmt.Sprintf("127.0.0.1:%d", p)

@@ -5,7 +5,9 @@ package gatewaynatstest
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,23 +19,33 @@ import (
 
 // Cluster starts n clustered servers on loopback, each listing every route
 // (its own included) as a deployment does, and waits until JetStream is
-// current on all of them. They are closed when the test ends.
+// current on all of them and a stream of n replicas can be placed. They
+// are closed when the test ends.
 func Cluster(tb testing.TB, n int) []*gatewaynats.Server {
 	tb.Helper()
-	ports := make([]int, n)
-	var routes []string
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
+	var err error
+	for range 3 {
+		var servers []*gatewaynats.Server
+		// A port found free may be taken before the server binds it.
+		if servers, err = start(tb, FreePorts(tb, n)); err == nil {
+			WaitCurrent(tb, servers...)
+			waitPlacement(tb, servers[0], n)
+			return servers
 		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		routes = append(routes, fmt.Sprintf("127.0.0.1:%d", ports[i]))
 	}
-	servers := make([]*gatewaynats.Server, n)
-	errs := make(chan error, n)
-	for i := range n {
+	tb.Fatal(err)
+	return nil
+}
+
+// start starts one server per route port, closing them all if one fails.
+func start(tb testing.TB, ports []int) ([]*gatewaynats.Server, error) {
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	servers := make([]*gatewaynats.Server, len(ports))
+	errs := make(chan error, len(ports))
+	for i := range ports {
 		go func() {
 			s, err := gatewaynats.Start(tb.Context(), gatewaynats.Config{
 				StoreDir: tb.TempDir(), ServerName: fmt.Sprintf("n%d", i+1), Logger: slog.New(slog.DiscardHandler),
@@ -44,22 +56,50 @@ func Cluster(tb testing.TB, n int) []*gatewaynats.Server {
 		}()
 	}
 	var failed error
-	for range n {
+	for range ports {
 		if err := <-errs; err != nil {
 			failed = err
 		}
 	}
 	for _, s := range servers {
-		if s != nil {
+		if s == nil {
+			continue
+		}
+		if failed != nil {
+			s.Close()
+		} else {
 			tb.Cleanup(s.Close)
 		}
 	}
 	if failed != nil {
-		tb.Fatal(failed)
+		return nil, failed
 	}
-	WaitCurrent(tb, servers...)
-	waitPlacement(tb, servers[0], n)
-	return servers
+	return servers, nil
+}
+
+// FreePorts returns n distinct TCP ports that were free on loopback a
+// moment ago, below Linux's ephemeral range (32768 and up), as
+// nats-server's own cluster tests choose them: a port the kernel hands to
+// whoever binds port 0 is likelier to be taken before the test binds it.
+func FreePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			tb.Fatal("no free ports between 20000 and 32767")
+		}
+		p := 20000 + rand.IntN(32768-20000)
+		if slices.Contains(ports, p) {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		ports = append(ports, p)
+	}
+	return ports
 }
 
 // waitPlacement waits until a stream of n replicas can be placed: the meta
