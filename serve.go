@@ -104,6 +104,8 @@ func serve(ctx context.Context, args []string) error {
 	fs.int(&cfg.GRPCPort, "grpc-port", gateway.DefaultGRPCPort, "Dapr gRPC API port (0: any free port)")
 	fs.int(&cfg.AdminPort, "admin-port", gateway.DefaultAdminPort, "admin API port (0: any free port)")
 	fs.int(&cfg.MetricsPort, "metrics-port", gateway.DefaultMetricsPort, "Prometheus metrics port (0: any free port, -1: off)")
+	fs.int(&cfg.XDSPort, "xds-port", gateway.DefaultXDSPort, "xDS control plane port for Envoy sidecars (0: any free port, -1: off)")
+	fs.string(&cfg.PublicHost, "public-host", "", "name sidecars and clients reach the gateway by, e.g. its load balancer (default: the first --tls-names)")
 	fs.int(&cfg.NATSPort, "nats-port", gateway.DefaultNATSPort, "embedded NATS client port, loopback only (0: any free port)")
 	fs.string(&cfg.NATSURL, "nats-url", "", "external NATS cluster URL; empty embeds a NATS server with JetStream")
 	var clusterPeers string

@@ -116,7 +116,7 @@ func startGateway(dataDir string, extra ...string) (*gateway, error) {
 		before = fi.ModTime()
 	}
 	args := append([]string{"serve", "--dev", "--data-dir", dataDir, "--host", "127.0.0.1",
-		"--http-port", "0", "--grpc-port", "0", "--admin-port", "0", "--metrics-port", "0", "--nats-port", "0"}, extra...)
+		"--http-port", "0", "--grpc-port", "0", "--admin-port", "0", "--metrics-port", "0", "--nats-port", "0", "--xds-port", "0"}, extra...)
 	g := &gateway{dataDir: dataDir, logs: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	g.cmd = exec.Command(filepath.Join(binDir, "blockgate"), args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs

@@ -24,6 +24,13 @@ type Config struct {
 	GRPCPort int
 	// AdminPort serves the admin API; default 8080, 0 picks a free port.
 	AdminPort int
+	// XDSPort serves the xDS control plane (ADS) for Envoy sidecars and
+	// proxyless gRPC clients; default 18000, 0 picks a free port, -1 turns
+	// it off.
+	XDSPort int
+	// PublicHost is the name sidecars and clients use to reach the gateway
+	// (its load balancer in a cluster); default the first of TLSNames.
+	PublicHost string
 	// MetricsPort serves Prometheus metrics on /metrics; default 9090, 0
 	// picks a free port, -1 disables metrics.
 	MetricsPort int
@@ -126,6 +133,7 @@ const (
 	DefaultAdminPort   = 8080
 	DefaultMetricsPort = 9090
 	DefaultNATSPort    = 4222
+	DefaultXDSPort     = 18000
 	DefaultClusterPort = 6222
 )
 
@@ -139,7 +147,7 @@ func (c *Config) Validate() error {
 		min  int
 	}{
 		{"--http-port", c.HTTPPort, 0}, {"--grpc-port", c.GRPCPort, 0}, {"--admin-port", c.AdminPort, 0},
-		{"--metrics-port", c.MetricsPort, -1}, {"--nats-port", c.NATSPort, 0},
+		{"--metrics-port", c.MetricsPort, -1}, {"--nats-port", c.NATSPort, 0}, {"--xds-port", c.XDSPort, -1},
 		{"--cluster-port", c.ClusterPort, 0},
 	} {
 		if p.port < p.min || p.port > 65535 {

@@ -43,6 +43,7 @@ import (
 	"github.com/blockgate/blockgate/migrations"
 	"github.com/blockgate/blockgate/tenants"
 	"github.com/blockgate/blockgate/tenants/tenantspg"
+	"github.com/blockgate/blockgate/xds"
 )
 
 // node is one running gateway: its dependencies and services.
@@ -77,8 +78,11 @@ type node struct {
 	oidc       *authoidc.Verifier
 	quotas     *quotas
 	policies   policies
-	invoke     *invoke.Service
-	metadata   *metadata.Service
+	// xds serves sidecars' configuration; nil with --xds-port -1.
+	xds      *xds.Server
+	xdsPort  int
+	invoke   *invoke.Service
+	metadata *metadata.Service
 	// members are the live nodes of the cluster (cluster.go).
 	members *gatewaycluster.Membership
 }
@@ -264,6 +268,8 @@ func (n *node) ready(ctx context.Context) error {
 
 // onRegistryChange drops cached registry data a change makes stale.
 func (n *node) onRegistryChange(ctx context.Context, c tenantspg.Change) {
+	// Sidecars rebuild after the caches below have dropped what changed.
+	defer n.onXDSChange(c)
 	switch c.Kind {
 	case tenantspg.ResyncKind:
 		n.reloadIdentity(ctx, true, true)

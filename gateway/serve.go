@@ -46,6 +46,17 @@ func (n *node) serve(ctx context.Context) error {
 		return err
 	}
 	defer lAdmin.Close()
+	if n.cfg.XDSPort >= 0 {
+		lXDS, err := n.listen("--xds-port", n.cfg.XDSPort)
+		if err != nil {
+			return err
+		}
+		n.xdsPort = lXDS.Addr().(*net.TCPAddr).Port
+		if err := n.startXDS(lXDS, lHTTP.Addr().(*net.TCPAddr).Port, lGRPC.Addr().(*net.TCPAddr).Port); err != nil {
+			lXDS.Close()
+			return err
+		}
+	}
 	var lMetrics net.Listener
 	if n.cfg.MetricsPort >= 0 {
 		if lMetrics, err = n.listen("--metrics-port", n.cfg.MetricsPort); err != nil {
@@ -153,6 +164,9 @@ func (n *node) serve(ctx context.Context) error {
 	})
 	servers.Go(func() error { return grpcSrv.Serve(lGRPC) })
 	servers.Go(func() error { return serveHTTP(adminSrv, lAdmin) })
+	if n.xds != nil {
+		servers.Go(func() error { return n.xds.Run(sctx) })
+	}
 	if metricsSrv != nil {
 		servers.Go(func() error { return serveHTTP(metricsSrv, lMetrics) })
 	}

@@ -73,7 +73,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 	// so that it drains and exits cleanly, never killed by a cancelled ctx.
 	g.cmd = exec.Command(bin, "serve", "--dev",
 		"--postgres-url", cfg.PostgresURL, "--data-dir", cfg.DataDir, "--host", "127.0.0.1",
-		"--http-port", "0", "--grpc-port", "0", "--admin-port", "0", "--metrics-port", "0",
+		"--http-port", "0", "--grpc-port", "0", "--admin-port", "0", "--metrics-port", "0", "--xds-port", "0",
 		"--nats-port", strconv.Itoa(cfg.NATSPort))
 	g.cmd.Stdout, g.cmd.Stderr = g.logFile, g.logFile
 	g.cmd.Env = cleanEnv()

@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/blockgate/blockgate/tenants"
+	"github.com/blockgate/blockgate/tenants/tenantspg"
+	"github.com/blockgate/blockgate/xds"
+)
+
+// startXDS builds the xDS control plane on l: ADS over TLS with the
+// gateway's certificate, sidecars authenticated by join tokens or their
+// SVIDs, each tenant's configuration from the registry and its access
+// policies. Sidecars reach the gateway's APIs at the public host.
+func (n *node) startXDS(l net.Listener, httpPort, grpcPort int) error {
+	host := n.publicHost()
+	srv, err := xds.New(xds.Config{
+		Listener:    l,
+		TLS:         n.serverTLS(),
+		CA:          n.ca,
+		Source:      xds.NewRegistrySource(n.registry, n.policies.cache),
+		JoinTokens:  n.registry,
+		GatewayHTTP: net.JoinHostPort(host, strconv.Itoa(httpPort)),
+		GatewayGRPC: net.JoinHostPort(host, strconv.Itoa(grpcPort)),
+		Logger:      n.cfg.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("xDS server: %w", err)
+	}
+	n.xds = srv
+	return nil
+}
+
+// publicHost is the name sidecars and clients use to reach this gateway
+// (its load balancer in a cluster): --public-host, else the first of the
+// TLS names.
+func (n *node) publicHost() string {
+	if n.cfg.PublicHost != "" {
+		return n.cfg.PublicHost
+	}
+	return n.cfg.TLSNames[0]
+}
+
+// onXDSChange keeps the sidecars' configuration in step with the registry:
+// an app, an instance, a policy or a tenant change rebuilds that tenant's
+// snapshots; a revoked join token ends the streams it opened.
+func (n *node) onXDSChange(c tenantspg.Change) {
+	if n.xds == nil {
+		return
+	}
+	switch c.Kind {
+	case tenantspg.ResyncKind, tenantspg.CAKind:
+		n.xds.RefreshAll()
+	case "app", "tenant", tenantspg.PolicyKind:
+		n.xds.Refresh(c.Tenant)
+	case tenantspg.JoinTokenKind:
+		n.xds.CloseTokenStreams(c.ID)
+	}
+}
+
+// xdsStatus lists the sidecars connected to this node, one tenant's or
+// (tenant "") all.
+func (n *node) xdsStatus(tenant tenants.ID) []xds.NodeStatus {
+	if n.xds == nil {
+		return nil
+	}
+	var out []xds.NodeStatus
+	for _, s := range n.xds.Status() {
+		if tenant == "" || s.Tenant == tenant {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// envoyBootstrap makes the Envoy bootstrap of an app's sidecar, with its
+// join token, for the admin API.
+func (n *node) envoyBootstrap(_ context.Context, tenant tenants.ID, app, instance string, appPort int, joinToken string) ([]byte, error) {
+	if n.xds == nil {
+		return nil, fmt.Errorf("this gateway runs no xDS server (--xds-port -1)")
+	}
+	return xds.Bootstrap(xds.BootstrapConfig{
+		Tenant: tenant, App: app, Instance: instance, AppPort: appPort, JoinToken: joinToken,
+		XDSAddress:     net.JoinHostPort(n.publicHost(), strconv.Itoa(n.xdsPort)),
+		XDSTrustBundle: n.ca.BundlePEM(), TrustDomain: n.ca.TrustDomain(), AdminPort: 9901,
+	})
+}
