@@ -60,6 +60,8 @@ func run(ctx context.Context, args []string) error {
 		return auditCommand(ctx, args[0], args[1:])
 	case "federation", "policy", "svid", "ca":
 		return identityCommand(ctx, args[0], args[1:])
+	case "envoy", "join-token":
+		return envoyCommand(ctx, args[0], args[1:])
 	case "version":
 		fmt.Println(version)
 		return nil
@@ -117,5 +119,10 @@ or a tenant admin token for the commands on its own tenant):
   blockgate policy deny-by-default --tenant NAME on|off
   blockgate svid issue --tenant NAME --app APP_ID [--csr FILE] [--ttl 24h] [--cert-out F --key-out F --bundle-out F]
   blockgate ca rotate
+  blockgate envoy bootstrap --tenant NAME --app APP_ID [--app-port P] [--instance NAME] [-o envoy.yaml]
+  blockgate envoy status [--tenant NAME]                 (sidecars on this node: acked versions, NACKs)
+  blockgate join-token issue --tenant NAME --app APP_ID [--ttl 720h]
+  blockgate join-token list --tenant NAME
+  blockgate join-token revoke --tenant NAME ID
   blockgate version
 `

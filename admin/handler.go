@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,6 +91,12 @@ type HandlerConfig struct {
 //	POST   /v1/tenants/{tenant}/apps/{app}/svid      tenant    CSR (PEM) or {"csr", "ttl"}
 //	POST   /v1/ca/rotate                             platform
 //	GET    /v1/ca/bundle                             public    the trust bundle, PEM
+//	POST   /v1/tenants/{tenant}/apps/{app}/join-tokens      tenant  {"ttl": "720h"}: a sidecar's join token
+//	GET    /v1/tenants/{tenant}/join-tokens                 tenant
+//	POST   /v1/tenants/{tenant}/join-tokens/{id}/revoke     tenant  ends the streams it opened
+//	POST   /v1/tenants/{tenant}/apps/{app}/envoy-bootstrap  tenant  {"instance", "appPort", "ttl"} → Envoy bootstrap YAML
+//	GET    /v1/tenants/{tenant}/sidecars                    tenant  sidecars connected to this node, acked versions, NACKs
+//	GET    /v1/sidecars                                     platform
 //	GET    /v1/cluster/nodes                         platform  the live gateway nodes
 //	GET    /healthz, /.well-known/jwks.json          public    /healthz: the process answers
 //	GET    /readyz                                   public    200 when the node can serve, else 503
@@ -159,7 +166,7 @@ func newHandler(svc *Service, cfg HandlerConfig) (*handler, *echo.Echo) {
 	} {
 		h.add(e, rt)
 	}
-	for _, rt := range h.identityRoutes() {
+	for _, rt := range append(h.identityRoutes(), h.sidecarRoutes()...) {
 		h.add(e, rt)
 	}
 	return h, e
@@ -225,6 +232,18 @@ func (h *handler) body(c echo.Context) ([]byte, error) {
 			fmt.Sprintf("request body exceeds %d bytes", h.cfg.MaxBodyBytes)}
 	}
 	return b, nil
+}
+
+// decodeOptional is decode for a body that may be empty (all defaults).
+func (h *handler) decodeOptional(c echo.Context, v any) error {
+	b, err := h.body(c)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return invalid(fmt.Errorf("the request body is not the expected JSON: %w", err))
+	}
+	return nil
 }
 
 func (h *handler) decode(c echo.Context, v any) error {

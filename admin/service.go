@@ -52,6 +52,7 @@ type Service struct {
 	ca         *authca.CA
 	defaults   tenants.Limits
 	cluster    Cluster
+	sidecars   Sidecars
 }
 
 // SetDefaultLimits gives the service the gateway's default quotas, for

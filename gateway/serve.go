@@ -82,6 +82,9 @@ func (n *node) serve(ctx context.Context) error {
 	}, log)
 	adminSvc.SetCA(n.ca)
 	adminSvc.SetDefaultLimits(n.cfg.DefaultLimits)
+	if n.xds != nil {
+		adminSvc.SetSidecars(sidecarAdmin{n})
+	}
 
 	httpSrv := &http.Server{
 		Handler: metrics.wrapHTTP(gatewayhttp.New(gatewayhttp.Config{

@@ -61,6 +61,15 @@ func (n *node) onXDSChange(c tenantspg.Change) {
 	}
 }
 
+// sidecarAdmin is the xDS control plane as the admin API sees it.
+type sidecarAdmin struct{ n *node }
+
+func (s sidecarAdmin) Status(tenant tenants.ID) []xds.NodeStatus { return s.n.xdsStatus(tenant) }
+
+func (s sidecarAdmin) Bootstrap(ctx context.Context, tenant tenants.ID, app, instance string, appPort int, joinToken string) ([]byte, error) {
+	return s.n.envoyBootstrap(ctx, tenant, app, instance, appPort, joinToken)
+}
+
 // xdsStatus lists the sidecars connected to this node, one tenant's or
 // (tenant "") all.
 func (n *node) xdsStatus(tenant tenants.ID) []xds.NodeStatus {

@@ -64,6 +64,10 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		}
 		return e
 	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data // a body that is not JSON, kept as it is
+		return nil
+	}
 	if out != nil && len(data) > 0 {
 		return json.Unmarshal(data, out)
 	}
