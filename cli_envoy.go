@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// envoyCommand runs the subcommands of envoy and join-token: what an app's
-// Envoy sidecar needs to join the gateway's xDS control plane.
+// envoyCommand runs the subcommands of envoy and join-token (what an app's
+// Envoy sidecar needs to join the gateway's xDS control plane) and of
+// cluster.
 func envoyCommand(ctx context.Context, noun string, args []string) error {
 	cmd, err := newSubcommand(noun, args)
 	if err != nil {
@@ -80,6 +81,20 @@ func envoyCommand(ctx context.Context, noun string, args []string) error {
 					nacks = fmt.Sprintf("%d (last %s: %s)", len(s.NACKs), last.Type, last.Error)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.ConnectedAt.Format(time.RFC3339), s.Version, strings.Join(acked, " "), nacks)
+			}
+			tw.Flush()
+		})
+	case "cluster nodes":
+		ns, err := c.ClusterNodes(ctx)
+		if err != nil {
+			return err
+		}
+		return show(out, *asJSON, ns, func(w io.Writer) {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE	HTTP	GRPC	ADMIN	VERSION	STARTED	LAST SEEN")
+			for _, n := range ns {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.HTTP, n.GRPC, n.Admin, n.Version,
+					n.StartedAt.Format(time.RFC3339), n.LastSeen.Format(time.RFC3339))
 			}
 			tw.Flush()
 		})

@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string) error {
 		return auditCommand(ctx, args[0], args[1:])
 	case "federation", "policy", "svid", "ca":
 		return identityCommand(ctx, args[0], args[1:])
-	case "envoy", "join-token":
+	case "envoy", "join-token", "cluster":
 		return envoyCommand(ctx, args[0], args[1:])
 	case "version":
 		fmt.Println(version)
@@ -124,5 +124,6 @@ or a tenant admin token for the commands on its own tenant):
   blockgate join-token issue --tenant NAME --app APP_ID [--ttl 720h]
   blockgate join-token list --tenant NAME
   blockgate join-token revoke --tenant NAME ID
+  blockgate cluster nodes                                (the live gateway nodes)
   blockgate version
 `
