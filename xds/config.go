@@ -84,11 +84,26 @@ type TenantConfig struct {
 	// Policy is the tenant's access policy; nil means none, every call is
 	// allowed (Dapr's rule without a Configuration).
 	Policy *authpolicy.Set
-	// Sidecars names the apps that run Envoy sidecars connected to other
-	// gateway nodes. Apps with a sidecar connected to this server count
-	// anyway; the others are reached through the gateway. See the package
-	// documentation, "Endpoints".
+	// Sidecars names the apps known to run Envoy sidecars; the others are
+	// reached through the gateway. Without Config.Presence, apps with a
+	// sidecar connected to this server count as well, and Sidecars need
+	// only name those connected to other gateway nodes; with it, Sidecars
+	// is the whole list, this server's own sidecars included. See the
+	// package documentation, "Endpoints".
 	Sidecars []string
+}
+
+// Presence is told which Envoy sidecars are connected to a Server, so that
+// something outside it can make their presence known to every gateway node
+// (Config.Presence).
+type Presence interface {
+	// SetSidecar reports that the Envoy node tenant/app/instance is now
+	// connected (its first stream was admitted) or not (its last stream
+	// ended). Proxyless nodes are not reported. It is called with the
+	// server's connection lock held, so that calls come in the order of
+	// the events they report: it must return quickly, must not block, and
+	// must not call the Server.
+	SetSidecar(tenant tenants.ID, app, instance string, connected bool)
 }
 
 // Config configures a Server.
@@ -107,6 +122,17 @@ type Config struct {
 	Source Source
 	// JoinTokens verifies join tokens; nil accepts only SVIDs.
 	JoinTokens TokenVerifier
+	// Presence, when set, is told of every Envoy sidecar that connects and
+	// leaves, and makes the Source the only judge of which apps run
+	// sidecars: the server then takes TenantConfig.Sidecars as the whole
+	// list, does not add the sidecars connected to it, and does not
+	// refresh a tenant when they come and go. Whoever gathers presence
+	// across the gateway nodes must fill Sidecars and call Refresh when a
+	// tenant's list changes; nodes that see the same list then serve the
+	// same snapshots. Nil (a lone gateway, tests): the server counts its
+	// own connected sidecars besides TenantConfig.Sidecars and refreshes
+	// the tenant on an app's first and last sidecar.
+	Presence Presence
 	// GatewayHTTP and GatewayGRPC are the host:port at which sidecars reach
 	// the gateway's HTTP and gRPC APIs (the regional endpoint, over mTLS).
 	// Required.

@@ -77,12 +77,21 @@
 // registered instance endpoint of the app, at the inbound port. EDS
 // carries them when they are all IP addresses; otherwise (Envoy takes
 // only addresses over EDS) the cluster is STRICT_DNS with the endpoints
-// inline. Only apps known to run sidecars are targets: those with an
-// Envoy node connected to this server, and those the Source lists in
-// TenantConfig.Sidecars (the integrator's view of the other gateway
-// nodes). Calls to any other app go through the gateway, which reaches it
-// at its registered endpoint. A sidecar's first connection, and its app's
-// last disconnection, refresh the tenant.
+// inline. Only apps known to run sidecars are targets; calls to any other
+// app go through the gateway, which reaches it at its registered endpoint.
+// Which apps run sidecars is decided one of two ways:
+//   - cluster-wide, with Config.Presence: the server reports each Envoy
+//     node that connects or leaves, the gateway shares that among its
+//     nodes, and the Source's TenantConfig.Sidecars is the whole list. The
+//     sidecars connected to this server do not count by themselves, so
+//     every gateway node that sees the same list builds the same
+//     snapshots, with the same versions; the gateway calls Refresh when a
+//     tenant's list changes (see gateway/gatewaysidecars).
+//   - node-local, without it: the apps with an Envoy node connected to
+//     this server, and those the Source lists in TenantConfig.Sidecars. A
+//     sidecar's first connection, and its app's last disconnection,
+//     refresh the tenant. Two servers that hold different sidecars then
+//     serve different snapshots: for a lone server and tests.
 //
 // # Proxyless gRPC
 //

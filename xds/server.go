@@ -324,9 +324,13 @@ func (s *Server) nodesOf(tenant tenants.ID) []*node {
 	return out
 }
 
-// sidecarApps lists the apps of tenant with an Envoy node connected here;
-// s.mu must be held.
+// sidecarApps lists the apps of tenant with an Envoy node connected here,
+// or none when Config.Presence makes the Source's list the only one; s.mu
+// must be held.
 func (s *Server) sidecarApps(tenant tenants.ID) []string {
+	if s.cfg.Presence != nil {
+		return nil
+	}
 	var out []string
 	for _, n := range s.nodes {
 		if n.Tenant == tenant && !n.Proxyless && !slices.Contains(out, n.App) {
@@ -493,6 +497,7 @@ func (s *Server) renew(ctx context.Context) {
 func (s *Server) attach(st *stream, nd Node) error {
 	s.mu.Lock()
 	n := s.nodes[nd.ID]
+	wasSidecar := n != nil && !n.Proxyless
 	changed := false
 	if n == nil {
 		n = &node{Node: nd, connectedAt: s.cfg.Clock(), acked: map[string]string{}}
@@ -507,7 +512,10 @@ func (s *Server) attach(st *stream, nd Node) error {
 	n.streams++
 	n.credential = st.cred.String()
 	st.node = n
-	firstSidecar := changed && !nd.Proxyless && sidecarCount(s.nodes, nd.Tenant, nd.App) == 1
+	if isSidecar := !nd.Proxyless; isSidecar != wasSidecar {
+		s.presence(nd, isSidecar)
+	}
+	firstSidecar := s.cfg.Presence == nil && changed && !nd.Proxyless && sidecarCount(s.nodes, nd.Tenant, nd.App) == 1
 	s.mu.Unlock()
 
 	s.buildMu.Lock()
@@ -544,6 +552,14 @@ func (s *Server) attachLocked(ctx context.Context, n *node, changed, firstSideca
 	return nil
 }
 
+// presence tells Config.Presence, if any, that the Envoy node nd came or
+// went. s.mu must be held: it keeps the calls in the order of the events.
+func (s *Server) presence(nd Node, connected bool) {
+	if s.cfg.Presence != nil {
+		s.cfg.Presence.SetSidecar(nd.Tenant, nd.App, nd.Instance, connected)
+	}
+}
+
 func sidecarCount(nodes map[string]*node, tenant tenants.ID, app string) int {
 	c := 0
 	for _, n := range nodes {
@@ -572,7 +588,10 @@ func (s *Server) detach(key streamKey) {
 	}
 	n.gone = true
 	delete(s.nodes, n.ID)
-	lastSidecar := !n.Proxyless && sidecarCount(s.nodes, n.Tenant, n.App) == 0
+	if !n.Proxyless {
+		s.presence(n.Node, false)
+	}
+	lastSidecar := s.cfg.Presence == nil && !n.Proxyless && sidecarCount(s.nodes, n.Tenant, n.App) == 0
 	s.mu.Unlock()
 
 	s.buildMu.Lock()

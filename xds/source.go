@@ -32,8 +32,8 @@ var (
 // their instances from the registry, and its access policy from the
 // policy cache. The gateway must drop the cache's entry of a tenant
 // before it calls Refresh for a policy change, or the rebuild sees the old
-// policy. It knows only the sidecars connected to this server; wrap it to
-// add TenantConfig.Sidecars from the cluster's view.
+// policy. It lists no Sidecars; wrap it to add TenantConfig.Sidecars from
+// the cluster's view (with Config.Presence, the only view).
 func NewRegistrySource(apps AppRegistry, policies PolicySets) Source {
 	return SourceFunc(func(ctx context.Context, tenant tenants.ID) (TenantConfig, error) {
 		list, err := apps.Apps(ctx, tenant)
