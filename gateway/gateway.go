@@ -40,6 +40,7 @@ import (
 	"github.com/blockgate/blockgate/gateway/gatewaycluster"
 	"github.com/blockgate/blockgate/gateway/gatewaynats"
 	"github.com/blockgate/blockgate/gateway/gatewaypg"
+	"github.com/blockgate/blockgate/gateway/gatewaysidecars"
 	"github.com/blockgate/blockgate/migrations"
 	"github.com/blockgate/blockgate/tenants"
 	"github.com/blockgate/blockgate/tenants/tenantspg"
@@ -81,6 +82,7 @@ type node struct {
 	// xds serves sidecars' configuration; nil with --xds-port -1.
 	xds      *xds.Server
 	xdsPort  int
+	sidecars *gatewaysidecars.Presence // the cluster's sidecars, for xds (xds.go)
 	invoke   *invoke.Service
 	metadata *metadata.Service
 	// members are the live nodes of the cluster (cluster.go).

@@ -152,6 +152,9 @@ func (n *node) serve(ctx context.Context) error {
 	loops.Go(func() error { return n.quotas.RunStateUsage(loopCtx, n.statepg.Usage, n.cfg.StateUsageInterval) })
 	loops.Go(func() error { return n.oidc.Run(loopCtx) })
 	loops.Go(func() error { return n.members.Run(loopCtx) })
+	if n.sidecars != nil {
+		loops.Go(func() error { return n.sidecars.Run(loopCtx) })
+	}
 
 	servers, sctx := errgroup.WithContext(ctx)
 	servers.Go(func() error {

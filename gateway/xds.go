@@ -6,6 +6,9 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/blockgate/blockgate/gateway/gatewaysidecars"
 	"github.com/blockgate/blockgate/tenants"
 	"github.com/blockgate/blockgate/tenants/tenantspg"
 	"github.com/blockgate/blockgate/xds"
@@ -15,13 +18,34 @@ import (
 // gateway's certificate, sidecars authenticated by join tokens or their
 // SVIDs, each tenant's configuration from the registry and its access
 // policies. Sidecars reach the gateway's APIs at the public host.
+//
+// Which apps run sidecars is the cluster's view, not this node's:
+// gatewaysidecars shares the sidecars connected to each node through a
+// JetStream bucket, fills TenantConfig.Sidecars from it, and refreshes a
+// tenant when its list changes, so that every node serves the same
+// snapshots. serve runs it with the background loops.
 func (n *node) startXDS(l net.Listener, httpPort, grpcPort int) error {
 	host := n.publicHost()
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return fmt.Errorf("xDS sidecar presence: %w", err)
+	}
+	presence, err := gatewaysidecars.New(js, gatewaysidecars.Config{
+		Node:     n.cfg.NodeName,
+		Replicas: n.replicas(),
+		// Called only once Run has started, after n.xds is set.
+		OnChange: func(tenant tenants.ID) { n.xds.Refresh(tenant) },
+		Logger:   n.cfg.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("xDS sidecar presence: %w", err)
+	}
 	srv, err := xds.New(xds.Config{
 		Listener:    l,
 		TLS:         n.serverTLS(),
 		CA:          n.ca,
-		Source:      xds.NewRegistrySource(n.registry, n.policies.cache),
+		Source:      presence.Source(xds.NewRegistrySource(n.registry, n.policies.cache)),
+		Presence:    presence,
 		JoinTokens:  n.registry,
 		GatewayHTTP: net.JoinHostPort(host, strconv.Itoa(httpPort)),
 		GatewayGRPC: net.JoinHostPort(host, strconv.Itoa(grpcPort)),
@@ -30,7 +54,7 @@ func (n *node) startXDS(l net.Listener, httpPort, grpcPort int) error {
 	if err != nil {
 		return fmt.Errorf("xDS server: %w", err)
 	}
-	n.xds = srv
+	n.xds, n.sidecars = srv, presence
 	return nil
 }
 
