@@ -144,7 +144,7 @@ func (svc *Service) Open(ctx context.Context, s Subscriber) (run func(ctx contex
 		if ctx.Err() != nil {
 			return nil
 		}
-		return err
+		return ErrConsume(s.Sub.Pubsub, s.Sub.Topic, err)
 	}, nil
 }
 

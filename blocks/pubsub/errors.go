@@ -109,6 +109,20 @@ func ErrPublish(pubsub, topic string, cause error) *blocks.Error {
 		WithMetadata("pubsubName", pubsub, "topic", topic).WithCause(cause)
 }
 
+// ErrConsume wraps a broker's failure to deliver a subscription's events:
+// its consumers could not be made, or one failed for good. ErrUnavailable
+// (JetStream electing a leader after losing a server, say) is 503 /
+// Unavailable, so that a streaming subscriber comes back — the Dapr SDKs
+// subscribe again by themselves on Unavailable, and give up on any other
+// code; anything else is returned as it is, which the transports answer as
+// an internal error. daprd has no code of its own for this.
+func ErrConsume(pubsub, topic string, cause error) error {
+	if !errors.Is(cause, ErrUnavailable) {
+		return cause
+	}
+	return blocks.ErrUnavailable("the pub/sub backend", cause).WithMetadata("pubsubName", pubsub, "topic", topic)
+}
+
 // errSubscription describes what is wrong with a subscription (declarative
 // or programmatic). It is a plain error: the admin API answers it as a
 // malformed request, the delivery side logs it.
