@@ -156,7 +156,13 @@ func (b *Broker) createConsumer(ctx context.Context, spec pubsub.Spec, scope str
 		ReplayPolicy:  jetstream.ReplayInstantPolicy,
 		MaxAckPending: p.maxAckPending,
 	}
-	c, err := b.js.CreateOrUpdateConsumer(ctx, streamName(spec.Tenant), cfg)
+	// Creating is idempotent: it may be sent again while the consumer has
+	// no leader.
+	var c jetstream.Consumer
+	err := b.untilAnswered(ctx, func(ctx context.Context) (err error) {
+		c, err = b.js.CreateOrUpdateConsumer(ctx, streamName(spec.Tenant), cfg)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s: %w", cfg.Durable, b.classify(err))
 	}

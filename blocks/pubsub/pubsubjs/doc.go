@@ -82,6 +82,14 @@
 // The same Message.ID published again on the same topic within the dedupe
 // window is stored once; the second publish succeeds (PubAck.Duplicate).
 //
+// Publish rides out the loss of the stream's leader: while the other
+// servers elect a new one (4 to 9 s), no server answers for the stream, and
+// a message the dead leader took gets no PubAck. Publish sends the message
+// again, every 100 ms and each attempt bounded by 2 s, until it is
+// acknowledged or the request's time is up; the dedupe id has JetStream
+// store it once. Creating a consumer rides out its leader's election the
+// same way (election.go).
+//
 // # Consumers
 //
 // A Spec (tenant, pubsub, topic, group) owns 1 + Partitions durable pull
@@ -149,7 +157,9 @@
 // answer in time (connection closed, no responders, timeouts, JetStream
 // temporarily unavailable), including while creating streams and consumers,
 // and pubsub.ErrQuotaExceeded when the tenant's stream is full. Requests
-// without a deadline in their ctx wait at most Config.Timeout (default 5s).
+// without a deadline in their ctx wait at most Config.Timeout (default 10s:
+// long enough for a clustered JetStream to elect a stream's new leader after
+// its server died, 4 to 9 s).
 //
 // JetStream reserves each stream's MaxBytes on the servers that hold it: a
 // tenant's stream cannot be created once the quotas of all tenants would

@@ -13,7 +13,11 @@ import (
 	"github.com/blockgate/blockgate/tenants"
 )
 
-// Publish stores msg in its tenant's stream and waits for the PubAck.
+// Publish stores msg in its tenant's stream and waits for the PubAck,
+// riding out an election of the stream's leader (untilAnswered): the
+// message's Nats-Msg-Id has JetStream store it once however often it is
+// sent. A stream that no server answers for may also be gone, deleted
+// behind the Broker's back, so the first such answer also creates it again.
 func (b *Broker) Publish(ctx context.Context, msg pubsub.Message) error {
 	if err := b.ensureStream(ctx, msg.Tenant); err != nil {
 		return err
@@ -22,22 +26,34 @@ func (b *Broker) Publish(ctx context.Context, msg pubsub.Message) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.js.PublishMsg(ctx, m)
-	if errors.Is(err, jetstream.ErrNoStreamResponse) && b.recreateStream(ctx, msg) {
-		_, err = b.js.PublishMsg(ctx, m)
-	}
+	recreated := false
+	err = b.untilAnswered(ctx, func(ctx context.Context) error {
+		_, err := b.js.PublishMsg(ctx, m)
+		if errors.Is(err, jetstream.ErrNoStreamResponse) && !recreated {
+			recreated = true
+			b.recreateStream(ctx, msg.Tenant)
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("publishing to %s: %w", m.Subject, b.classify(err))
 	}
 	return nil
 }
 
-// recreateStream handles a publish that no stream answered: the stream may
-// have been deleted since it was created. It reports whether the stream is
-// back, so that the publish is worth one more try.
-func (b *Broker) recreateStream(ctx context.Context, msg pubsub.Message) bool {
-	b.forgetStream(msg.Tenant)
-	return b.ensureStream(ctx, msg.Tenant) == nil
+// recreateStream creates the tenant's stream again in case it is gone. The
+// stream most likely exists and has no leader, and the request goes
+// unanswered while JetStream has no meta leader: a failure is no error.
+func (b *Broker) recreateStream(ctx context.Context, tenant tenants.ID) {
+	ts, err := b.tenantStream(tenant)
+	if err != nil {
+		return
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if err := b.applyStream(ctx, tenant); err != nil {
+		b.logger.Debug("creating a stream no server answered for failed", "tenant", tenant, "err", err)
+	}
 }
 
 // PublishBatch publishes msgs asynchronously on the connection, so they are

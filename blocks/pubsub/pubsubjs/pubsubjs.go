@@ -40,7 +40,8 @@ type Config struct {
 	// default 8. Keep it fixed for a deployment (see the package doc).
 	Partitions int
 	// Timeout bounds a request whose ctx has no deadline (publish acks,
-	// acknowledgements, stream and consumer management); default 5s.
+	// acknowledgements, stream and consumer management); default 10s, which
+	// covers a JetStream leader election after a server died.
 	Timeout time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -52,7 +53,7 @@ const (
 	defaultMaxAge          = 24 * time.Hour
 	defaultDuplicateWindow = 2 * time.Minute
 	defaultPartitions      = 8
-	defaultTimeout         = 5 * time.Second
+	defaultTimeout         = 10 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -184,7 +185,9 @@ func (b *Broker) ensureStream(ctx context.Context, tenant tenants.ID) error {
 	if ts.ready.Load() {
 		return nil
 	}
-	if err := b.applyStream(ctx, tenant); err != nil {
+	// Creating is idempotent: it may be sent again while JetStream has no
+	// meta leader, after the server that was the leader stopped or died.
+	if err := b.untilAnswered(ctx, func(ctx context.Context) error { return b.applyStream(ctx, tenant) }); err != nil {
 		return err
 	}
 	ts.ready.Store(true)
