@@ -100,9 +100,10 @@ func (n *node) serve(ctx context.Context) error {
 		httpSrv.TLSConfig = tlsCfg
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
+	stopping := make(chan struct{}) // closed when shutdown begins
 	grpcSrv := gatewaygrpc.New(gatewaygrpc.Config{
 		State: n.state, Pubsub: n.pubsub, Invoke: n.invoke, Channel: n.channel, Metadata: n.metadata, Auth: n.authn,
-		Identity: n.ca, Quota: n.quotas, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Logger: log,
+		Identity: n.ca, Quota: n.quotas, MaxRecvBytes: int(n.cfg.MaxBodyBytes), Stopping: stopping, Logger: log,
 	}, grpcOpts...)
 	adminSrv := &http.Server{
 		Handler:           admin.Handler(adminSvc, admin.HandlerConfig{Token: adminToken, JWKS: n.tokens.JWKS, AuditFailures: auditFailures, Ready: n.readyz, Logger: log}),
@@ -190,6 +191,7 @@ func (n *node) serve(ctx context.Context) error {
 
 	servers.Go(func() error {
 		<-sctx.Done()
+		close(stopping)
 		n.shutdown(httpSrv, adminSrv, metricsSrv, grpcSrv)
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	runtimev1 "github.com/dapr/dapr/pkg/proto/runtime/v1"
@@ -97,6 +98,17 @@ func (s *Server) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopic
 	}); err != nil {
 		return err
 	}
+	// When the node stops, end the stream for the client to come back
+	// elsewhere; the deliveries it has not settled are redelivered.
+	var stopping atomic.Bool
+	go func() {
+		select {
+		case <-s.cfg.Stopping:
+			stopping.Store(true)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	// Settlements arrive on the stream; when it ends, stop delivering.
 	go func() {
 		defer cancel()
@@ -110,7 +122,11 @@ func (s *Server) SubscribeTopicEventsAlpha1(stream runtimev1.Dapr_SubscribeTopic
 			}
 		}
 	}()
-	return run(ctx)
+	err = run(ctx)
+	if stopping.Load() {
+		return blocks.ErrUnavailable("this node, which is shutting down,", nil)
+	}
+	return err
 }
 
 // streamSink delivers events over one subscription stream.

@@ -72,7 +72,13 @@ type Config struct {
 	StreamAckTimeout time.Duration
 	// MaxRecvBytes limits one request message; default 4 MiB.
 	MaxRecvBytes int
-	Logger       *slog.Logger
+	// Stopping, when set, is closed as the node begins to shut down. Open
+	// subscription streams then end with Unavailable, so that their clients
+	// subscribe again, through the load balancer to another node, at once:
+	// a stream never ends by itself, and would hold a graceful stop until
+	// its timeout.
+	Stopping <-chan struct{}
+	Logger   *slog.Logger
 }
 
 // Server implements runtimev1.DaprServer. Methods blockgate does not serve
