@@ -83,6 +83,9 @@ func (n *node) onMembers(nodes []gatewaycluster.Node, m *metrics) {
 		r := min(maxReplicas, len(nodes))
 		n.broker.SetReplicas(r)
 		n.members.SetReplicas(r)
+		if n.sidecars != nil {
+			n.sidecars.SetReplicas(r)
+		}
 	}
 }
 
