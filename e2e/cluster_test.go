@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,10 +27,21 @@ import (
 // embedded NATS servers route to each other and they share one Postgres
 // database. Every node runs in dev mode (which is idempotent), so each has
 // a dev.env with its own endpoints and an app token of tenant default.
+//
+// A node may be killed, stopped and started again while clients use the
+// others. nodes may be read directly while no node restarts; node(i) reads
+// it while one may.
 type cluster struct {
 	nodes []*gateway
 	// args are each node's serve flags, for restarting it.
 	args [][]string
+
+	mu sync.Mutex // guards the entries of nodes, out and earlier
+	// out marks the nodes that the regional endpoint leaves out: killed,
+	// stopping, or started again but not yet rejoined.
+	out []bool
+	// earlier holds the logs of each node's previous runs.
+	earlier [][]string
 }
 
 var (
@@ -114,7 +126,7 @@ func startCluster(t *testing.T, n int) *cluster {
 		peers[i] = fmt.Sprintf("127.0.0.1:%d", p)
 	}
 	secret := randomHex(t)
-	c := &cluster{nodes: make([]*gateway, n), args: make([][]string, n)}
+	c := &cluster{nodes: make([]*gateway, n), args: make([][]string, n), out: make([]bool, n), earlier: make([][]string, n)}
 	for i := range n {
 		c.args[i] = []string{"--postgres-url", pgURL, "--admin-token", adminToken, "--ca-master-key-file", masterKey,
 			"--cluster-name", "e2e", "--cluster-peers", strings.Join(peers, ","), "--cluster-secret", secret,
@@ -154,7 +166,8 @@ func startCluster(t *testing.T, n int) *cluster {
 // a failed test.
 func (c *cluster) stop(t *testing.T) {
 	var wg sync.WaitGroup
-	for _, g := range c.nodes {
+	for i := range c.nodes {
+		g := c.node(i)
 		if g == nil {
 			continue
 		}
@@ -166,7 +179,12 @@ func (c *cluster) stop(t *testing.T) {
 	}
 	wg.Wait()
 	if t.Failed() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		for i, g := range c.nodes {
+			for run, logs := range c.earlier[i] {
+				t.Logf("log of node %d, run %d (last 6 KiB):\n%s", i+1, run+1, logs[max(0, len(logs)-6<<10):])
+			}
 			if g == nil {
 				continue
 			}
@@ -174,6 +192,71 @@ func (c *cluster) stop(t *testing.T) {
 			t.Logf("log of node %d (last 6 KiB):\n%s", i+1, logs[max(0, len(logs)-6<<10):])
 		}
 	}
+}
+
+// node returns node i (from 0) as it runs now.
+func (c *cluster) node(i int) *gateway {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i]
+}
+
+// serving returns node i unless it is out: killed, stopping or not yet
+// rejoined. A load balancer's health checks would tell the same.
+func (c *cluster) serving(i int) (*gateway, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i], !c.out[i]
+}
+
+func (c *cluster) setOut(i int, out bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out[i] = out
+}
+
+// kill kills node i (from 0) with SIGKILL and waits until it has exited.
+func (c *cluster) kill(t *testing.T, i int) {
+	t.Helper()
+	c.setOut(i, true)
+	g := c.node(i)
+	if err := g.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("killing node %d: %v", i+1, err)
+	}
+	<-g.exited
+}
+
+// terminate stops node i (from 0) with SIGTERM and waits until it has
+// exited, which must be cleanly.
+func (c *cluster) terminate(t *testing.T, i int) {
+	t.Helper()
+	c.setOut(i, true)
+	if err := c.node(i).stop(); err != nil {
+		t.Fatalf("stopping node %d: %v", i+1, err)
+	}
+}
+
+// restart starts node i (from 0), which has exited, again with its flags
+// and data dir, and waits until it is ready and every node sees every
+// node as it runs now (the restarted one has new ports).
+func (c *cluster) restart(t *testing.T, i int) {
+	t.Helper()
+	old := c.node(i)
+	select {
+	case <-old.exited:
+	default:
+		t.Fatalf("restarting node %d, which still runs", i+1)
+	}
+	g, err := startGateway(old.dataDir, c.args[i]...)
+	if err != nil {
+		t.Fatalf("restarting node %d: %v", i+1, err)
+	}
+	c.mu.Lock()
+	c.earlier[i] = append(c.earlier[i], old.logs.String())
+	c.nodes[i] = g
+	c.mu.Unlock()
+	c.waitFormed(t)
+	c.setOut(i, false)
 }
 
 // waitFormed waits until every node is ready and lists every node.
@@ -190,8 +273,14 @@ func (c *cluster) waitFormed(t *testing.T) {
 	}
 }
 
+// formed reports whether every node is ready and lists every node, each
+// with the HTTP address it has now.
 func (c *cluster) formed(ctx context.Context) error {
-	for i, g := range c.nodes {
+	gs := make([]*gateway, len(c.nodes))
+	for i := range gs {
+		gs[i] = c.node(i)
+	}
+	for i, g := range gs {
 		if err := g.admin().Ready(ctx); err != nil {
 			return fmt.Errorf("node %d not ready: %w", i+1, err)
 		}
@@ -199,8 +288,18 @@ func (c *cluster) formed(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("node %d: %w", i+1, err)
 		}
-		if len(nodes) != len(c.nodes) {
+		if len(nodes) != len(gs) {
 			return fmt.Errorf("node %d sees %d nodes", i+1, len(nodes))
+		}
+		at := map[string]string{}
+		for _, nd := range nodes {
+			at[nd.Name] = nd.HTTP
+		}
+		for j, other := range gs {
+			name, want := fmt.Sprintf("node-%d", j+1), strings.TrimPrefix(other.httpURL(), "http://")
+			if at[name] != want {
+				return fmt.Errorf("node %d lists %s at %q, want %s", i+1, name, at[name], want)
+			}
 		}
 	}
 	return nil
