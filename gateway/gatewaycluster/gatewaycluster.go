@@ -28,6 +28,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/blockgate/blockgate/gateway/gatewaynats"
 	"github.com/blockgate/blockgate/internal/lograte"
 )
 
@@ -315,30 +316,7 @@ func (m *Membership) ensureBucket(ctx context.Context) (jetstream.KeyValue, int,
 		Storage:  jetstream.MemoryStorage,
 		Replicas: int(m.replicas.Load()),
 	}
-	kv, err := m.js.CreateKeyValue(ctx, cfg)
-	if err == nil {
-		return kv, cfg.Replicas, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketExists) {
-		return nil, 0, err
-	}
-	// It exists with other replicas (or another TTL).
-	if kv, err = m.js.KeyValue(ctx, cfg.Bucket); err != nil {
-		return nil, 0, err
-	}
-	st, err := kv.Status(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	if have := st.Config().Replicas; have > cfg.Replicas {
-		cfg.Replicas = have
-	} else if have < cfg.Replicas {
-		m.logger.Info("moving the cluster's membership bucket to more replicas", "replicas", cfg.Replicas)
-	}
-	if kv, err = m.js.UpdateKeyValue(ctx, cfg); err != nil {
-		return nil, 0, err
-	}
-	return kv, cfg.Replicas, nil
+	return gatewaynats.EnsureKV(ctx, m.js, cfg, m.logger)
 }
 
 // leave deletes this node's heartbeat so that the others see it go now.

@@ -61,6 +61,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/blockgate/blockgate/gateway/gatewaynats"
 	"github.com/blockgate/blockgate/internal/lograte"
 	"github.com/blockgate/blockgate/tenants"
 	"github.com/blockgate/blockgate/xds"
@@ -622,27 +623,5 @@ func (p *Presence) ensureBucket(ctx context.Context) (jetstream.KeyValue, int, e
 		Storage:  jetstream.MemoryStorage,
 		Replicas: int(p.replicas.Load()),
 	}
-	kv, err := p.js.CreateKeyValue(ctx, cfg)
-	if err == nil {
-		return kv, cfg.Replicas, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketExists) {
-		return nil, 0, err
-	}
-	if kv, err = p.js.KeyValue(ctx, cfg.Bucket); err != nil {
-		return nil, 0, err
-	}
-	st, err := kv.Status(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	if have := st.Config().Replicas; have > cfg.Replicas {
-		cfg.Replicas = have
-	} else if have < cfg.Replicas {
-		p.logger.Info("moving the sidecars' bucket to more replicas", "replicas", cfg.Replicas)
-	}
-	if kv, err = p.js.UpdateKeyValue(ctx, cfg); err != nil {
-		return nil, 0, err
-	}
-	return kv, cfg.Replicas, nil
+	return gatewaynats.EnsureKV(ctx, p.js, cfg, p.logger)
 }
