@@ -71,6 +71,7 @@ bench: build
 		-json bin/invokebench.json $(INVOKEBENCH_FLAGS)
 	$(GO) run ./bench/neighbourbench -bin bin/blockgate -duration 20s -json bin/neighbourbench.json $(NEIGHBOURBENCH_FLAGS)
 	$(GO) run ./bench/clusterbench -bin bin/blockgate -duration 15s -workers 18 -rounds 3 -json bin/clusterbench.json $(CLUSTERBENCH_FLAGS)
+	$(GO) run ./bench/xdsbench -nodes 1000 -changes 5 -json bin/xdsbench.json $(XDSBENCH_FLAGS)
 
 lint:
 	$(GO) vet ./...
