@@ -13,6 +13,7 @@ FUZZ := \
 	./blocks/state/statemem/:FuzzStateKey \
 	./tenants/:FuzzParseComponent \
 	./tenants/:FuzzParseApp \
+	./gateway/gatewaysidecars/:FuzzKey \
 	./gateway/gatewayhttp/:FuzzStateKey \
 	./gateway/gatewayhttp/:FuzzStateBodies \
 	./auth/authjwt/:FuzzVerify \
