@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -86,7 +85,7 @@ type Membership struct {
 	logger *slog.Logger
 	warn   lograte.Limiter // used by Run's goroutine only
 	// replicas is what the bucket should have (SetReplicas).
-	replicas atomic.Int32
+	replicas gatewaynats.Replicas
 
 	mu    sync.Mutex
 	nodes map[string]Node // other nodes, by name, with LastSeen
@@ -123,7 +122,7 @@ func New(js jetstream.JetStream, cfg Config) (*Membership, error) {
 	}
 	m := &Membership{js: js, cfg: cfg, logger: cfg.Logger.With("component", "cluster"), nodes: map[string]Node{}}
 	m.warn.Every = 30 * time.Second
-	m.replicas.Store(int32(min(cfg.Replicas, 5)))
+	m.replicas.Raise(cfg.Replicas)
 	return m, nil
 }
 
@@ -162,15 +161,7 @@ func (m *Membership) Members() []Node {
 
 // SetReplicas raises the bucket's replicas to n (at most 5) at the next
 // heartbeat; a smaller n is ignored.
-func (m *Membership) SetReplicas(n int) {
-	n = min(n, 5)
-	for {
-		cur := m.replicas.Load()
-		if int32(n) <= cur || m.replicas.CompareAndSwap(cur, int32(n)) {
-			return
-		}
-	}
-}
+func (m *Membership) SetReplicas(n int) { m.replicas.Raise(n) }
 
 // Run heartbeats and watches the bucket until ctx is done, then deletes
 // this node's heartbeat. JetStream being unavailable is no error: Run
@@ -215,7 +206,7 @@ func (m *Membership) Run(ctx context.Context) (err error) {
 		}
 	}
 	beat := func() {
-		if want := int(m.replicas.Load()); kv == nil || want > replicas {
+		if want := m.replicas.Get(); kv == nil || want > replicas {
 			var err error
 			if kv, replicas, err = m.ensureBucket(ctx); err != nil {
 				kv = nil
@@ -314,7 +305,7 @@ func (m *Membership) ensureBucket(ctx context.Context) (jetstream.KeyValue, int,
 		TTL:         m.cfg.TTL,
 		// Heartbeats are worthless after a restart of the whole cluster.
 		Storage:  jetstream.MemoryStorage,
-		Replicas: int(m.replicas.Load()),
+		Replicas: m.replicas.Get(),
 	}
 	return gatewaynats.EnsureKV(ctx, m.js, cfg, m.logger)
 }

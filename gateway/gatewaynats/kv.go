@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -40,3 +41,24 @@ func EnsureKV(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 	}
 	return kv, cfg.Replicas, nil
 }
+
+// MaxReplicas is the most replicas JetStream gives a stream or bucket.
+const MaxReplicas = 5
+
+// Replicas is the replica count a bucket should have: it only grows, as
+// the cluster does, and never past MaxReplicas. Safe for concurrent use.
+type Replicas struct{ n atomic.Int32 }
+
+// Raise sets the count to n if that is more, capped at MaxReplicas.
+func (r *Replicas) Raise(n int) {
+	v := int32(min(n, MaxReplicas))
+	for {
+		cur := r.n.Load()
+		if v <= cur || r.n.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// Get returns the count.
+func (r *Replicas) Get() int { return int(r.n.Load()) }

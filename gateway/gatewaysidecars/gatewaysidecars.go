@@ -56,7 +56,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -120,7 +119,7 @@ type Presence struct {
 	js       jetstream.JetStream
 	cfg      Config
 	logger   *slog.Logger
-	replicas atomic.Int32
+	replicas gatewaynats.Replicas
 	wake     chan struct{}
 
 	mu sync.Mutex
@@ -176,7 +175,7 @@ func New(js jetstream.JetStream, cfg Config) (*Presence, error) {
 		wake:  make(chan struct{}, 1),
 		local: map[string][]byte{}, pending: map[string]bool{}, seen: map[tenants.ID]map[string]entry{},
 	}
-	p.replicas.Store(int32(min(cfg.Replicas, 5)))
+	p.replicas.Raise(cfg.Replicas)
 	return p, nil
 }
 
@@ -256,15 +255,7 @@ func (p *Presence) Source(inner xds.Source) xds.Source {
 
 // SetReplicas raises the bucket's replicas to n (at most 5) at the next
 // renewal; a smaller n is ignored.
-func (p *Presence) SetReplicas(n int) {
-	n = min(n, 5)
-	for {
-		cur := p.replicas.Load()
-		if int32(n) <= cur || p.replicas.CompareAndSwap(cur, int32(n)) {
-			return
-		}
-	}
-}
+func (p *Presence) SetReplicas(n int) { p.replicas.Raise(n) }
 
 // Run keeps this node's keys in the bucket and watches it until ctx is
 // done, then deletes this node's keys. JetStream being unavailable is no
@@ -348,7 +339,7 @@ func (l *loop) stopWatch() {
 // connect makes sure the bucket exists with the replicas wanted, and is
 // watched.
 func (l *loop) connect(ctx context.Context) {
-	if want := int(l.p.replicas.Load()); l.kv == nil || want > l.replicas {
+	if want := l.p.replicas.Get(); l.kv == nil || want > l.replicas {
 		kv, replicas, err := l.p.ensureBucket(ctx)
 		if err != nil {
 			l.warnf("the sidecars' bucket is unavailable; retrying", err)
@@ -621,7 +612,7 @@ func (p *Presence) ensureBucket(ctx context.Context) (jetstream.KeyValue, int, e
 		TTL:         p.cfg.TTL,
 		// Presence is worthless after a restart of the whole cluster.
 		Storage:  jetstream.MemoryStorage,
-		Replicas: int(p.replicas.Load()),
+		Replicas: p.replicas.Get(),
 	}
 	return gatewaynats.EnsureKV(ctx, p.js, cfg, p.logger)
 }
