@@ -56,12 +56,15 @@ func (q *quotas) effective(ctx context.Context, id tenants.ID) tenants.Limits {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	t, err := q.registry.Tenant(ctx, id)
-	if err != nil {
-		q.logger.Warn("reading tenant limits failed; applying the defaults", "tenant", id, "err", err)
-		return q.defaults
+	l := q.defaults
+	if t, err := q.registry.Tenant(ctx, id); err != nil {
+		// Keep the defaults until the registry's notifications resume: a
+		// resync after reconnecting drops them. Asking again on every
+		// request would put a timeout on each during an outage.
+		q.logger.Warn("reading tenant limits failed; applying the defaults until the registry is back", "tenant", id, "err", err)
+	} else {
+		l = t.Limits.Or(q.defaults)
 	}
-	l := t.Limits.Or(q.defaults)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	old := *q.limits.Load()
@@ -115,8 +118,13 @@ func (q *quotas) Admit(ctx context.Context, p tenants.Principal, size int64) (ma
 			return 0, nil, blocks.ErrBodyTooLarge(maxBytes)
 		}
 	}
-	if ok, wait := q.rate.Allow(p.Tenant, p.AppID, 1); !ok {
-		return 0, nil, blocks.ErrTooManyRequests(wait)
+	// A tenant without rate limits never reaches the limiter: no bucket,
+	// no lock on its hot path.
+	limited := l.RequestsPerSecond > 0 || l.AppRequestsPerSecond > 0
+	if limited {
+		if ok, wait := q.rate.Allow(p.Tenant, p.AppID, 1); !ok {
+			return 0, nil, blocks.ErrTooManyRequests(wait)
+		}
 	}
 	release = func() {}
 	if l.MaxConnections > 0 {
