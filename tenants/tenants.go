@@ -23,9 +23,6 @@ type ID string
 
 var labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-// appIDRE follows Dapr's app id rules: letters, digits, '-', '_' and '.',
-// starting with a letter or digit, at most 63 characters.
-var appIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // ParseID validates s as a tenant name.
 func ParseID(s string) (ID, error) {
@@ -37,19 +34,29 @@ func ParseID(s string) (ID, error) {
 
 // ValidateAppID reports whether s is a usable app id.
 func ValidateAppID(s string) error {
-	if !appIDRE.MatchString(s) || containsDoublePipe(s) {
+	if !validAppID(s) {
 		return fmt.Errorf("invalid app id %q: use 1-63 letters, digits, '.', '_' and '-', starting with a letter or digit", s)
 	}
 	return nil
 }
 
-func containsDoublePipe(s string) bool {
-	for i := 0; i+1 < len(s); i++ {
-		if s[i] == '|' && s[i+1] == '|' {
-			return true
+// validAppID follows Dapr's app id rules: letters, digits, '-', '_' and
+// '.', starting with a letter or digit, at most 63 characters. It runs on
+// every invocation, so it is a loop rather than a regular expression.
+func validAppID(s string) bool {
+	if len(s) == 0 || len(s) > 63 || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if b := s[i]; !isAlnum(b) && b != '.' && b != '_' && b != '-' {
+			return false
 		}
 	}
-	return false
+	return true
+}
+
+func isAlnum(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
 }
 
 // Tenant is one customer of the gateway.

@@ -38,6 +38,34 @@ func TestParseID(t *testing.T) {
 	}
 }
 
+func TestValidateAppID(t *testing.T) {
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{"orders", true},
+		{"Orders.v2_blue-1", true},
+		{"7up", true},
+		{strings.Repeat("a", 63), true},
+		{strings.Repeat("a", 64), false},
+		{"", false},
+		{"-orders", false},
+		{".orders", false},
+		{"_orders", false},
+		{"a||b", false},
+		{"a/b", false},
+		{"a b", false},
+		{"a*", false},
+		{"órders", false},
+		{"orders\x00", false},
+	}
+	for _, tt := range tests {
+		if err := ValidateAppID(tt.in); (err == nil) != tt.ok {
+			t.Errorf("ValidateAppID(%q) error = %v, want ok=%v", tt.in, err, tt.ok)
+		}
+	}
+}
+
 func TestParseComponent(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -29,6 +30,13 @@ func appIDHeader(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// copyBuffers hold the buffers that invocation responses stream through:
+// one per response in flight, reused rather than left to the collector.
+var copyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
+
 // invokeMethod is the escaped method path of an invocation URL.
 func invokeMethod(r *http.Request, appID string) string {
 	p := r.URL.EscapedPath()
@@ -53,7 +61,9 @@ func (s *server) invoke(c echo.Context) error {
 	c.Response().WriteHeader(resp.Status)
 	// Stream the answer, flushing as it comes, so that a long or large
 	// response neither waits nor piles up in the gateway.
-	buf := make([]byte, 32<<10)
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
