@@ -2,6 +2,7 @@ package benchkit
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +83,28 @@ func TestParseEnv(t *testing.T) {
 	}
 	if env["DAPR_GRPC_ENDPOINT"] != "http://127.0.0.1:1" || env["DAPR_API_TOKEN"] != "a=b" {
 		t.Errorf("parseEnv = %v", env)
+	}
+}
+
+func TestMerge(t *testing.T) {
+	ms := time.Millisecond
+	a := Sample{Ops: 2, Elapsed: time.Second, Lat: []time.Duration{1 * ms, 5 * ms}, CPU: CPUUsage{Client: 1, Gateway: 2}, CPUOK: true}
+	b := Sample{Ops: 3, Elapsed: 2 * time.Second, Lat: []time.Duration{2 * ms, 3 * ms, 9 * ms}, CPU: CPUUsage{Client: 0.5, Postgres: 1}, CPUOK: true}
+	m := Merge(a, b)
+	if m.Ops != 5 || m.Elapsed != 3*time.Second || !m.CPUOK {
+		t.Fatalf("Merge = %+v", m)
+	}
+	if want := []time.Duration{1 * ms, 2 * ms, 3 * ms, 5 * ms, 9 * ms}; !slices.Equal(m.Lat, want) {
+		t.Fatalf("latencies %v, want %v", m.Lat, want)
+	}
+	if m.CPU != (CPUUsage{Client: 1.5, Gateway: 2, Postgres: 1}) {
+		t.Fatalf("CPU %+v", m.CPU)
+	}
+	b.CPUOK = false
+	if m := Merge(a, b); m.CPUOK || m.CPU != (CPUUsage{}) {
+		t.Fatalf("CPU must be unknown when a slice could not measure it: %+v", m)
+	}
+	if m := Merge(); m.Ops != 0 || m.CPUOK || len(m.Lat) != 0 {
+		t.Fatalf("Merge() = %+v", m)
 	}
 }

@@ -37,6 +37,9 @@ type GatewayConfig struct {
 	// NATSPort is the embedded NATS server's client port; 0 lets the
 	// gateway pick one, which NATSURL then cannot name.
 	NATSPort int
+	// Args are more `serve` flags, after the defaults (a repeated flag's
+	// last value wins), e.g. --pprof with a fixed --metrics-port.
+	Args []string
 }
 
 // Gateway is a blockgate process started by a benchmark.
@@ -71,10 +74,11 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (*Gateway, error) {
 	}
 	// Not exec.CommandContext: the gateway is stopped with SIGTERM by Stop,
 	// so that it drains and exits cleanly, never killed by a cancelled ctx.
-	g.cmd = exec.Command(bin, "serve", "--dev",
+	args := append([]string{"serve", "--dev",
 		"--postgres-url", cfg.PostgresURL, "--data-dir", cfg.DataDir, "--host", "127.0.0.1",
 		"--http-port", "0", "--grpc-port", "0", "--admin-port", "0", "--metrics-port", "0", "--xds-port", "0",
-		"--nats-port", strconv.Itoa(cfg.NATSPort))
+		"--nats-port", strconv.Itoa(cfg.NATSPort)}, cfg.Args...)
+	g.cmd = exec.Command(bin, args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logFile, g.logFile
 	g.cmd.Env = cleanEnv()
 	g.cmd.SysProcAttr = childProcAttr()

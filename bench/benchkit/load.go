@@ -100,3 +100,28 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 	rank = min(max(rank, 1), len(sorted))
 	return sorted[rank-1]
 }
+
+// Merge joins samples of the same side taken in several slices of time
+// into one: calls, time and CPU add up, latencies are pooled. CPU is
+// measured only if it was in every slice.
+func Merge(samples ...Sample) Sample {
+	var m Sample
+	m.CPUOK = len(samples) > 0
+	lats := make([][]time.Duration, 0, len(samples))
+	for _, s := range samples {
+		m.Ops += s.Ops
+		m.Elapsed += s.Elapsed
+		m.CPU.Client += s.CPU.Client
+		m.CPU.Gateway += s.CPU.Gateway
+		m.CPU.Postgres += s.CPU.Postgres
+		m.CPU.Other += s.CPU.Other
+		m.CPUOK = m.CPUOK && s.CPUOK
+		lats = append(lats, s.Lat)
+	}
+	if !m.CPUOK {
+		m.CPU = CPUUsage{}
+	}
+	m.Lat = slices.Concat(lats...)
+	slices.Sort(m.Lat)
+	return m
+}

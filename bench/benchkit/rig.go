@@ -33,6 +33,8 @@ type RigConfig struct {
 	Bin string
 	// NATSPort is the embedded NATS server's port (GatewayConfig.NATSPort).
 	NATSPort int
+	// Args are more gateway flags (GatewayConfig.Args).
+	Args []string
 	// Progress prints progress lines; required.
 	Progress func(format string, args ...any)
 }
@@ -61,7 +63,7 @@ func StartRig(ctx context.Context, cfg RigConfig) (_ *Rig, err error) {
 	}
 	r.progress("starting the gateway (%s serve --dev --postgres-url ...)", cfg.Bin)
 	r.Gateway, err = StartGateway(ctx, GatewayConfig{
-		Bin: cfg.Bin, DataDir: filepath.Join(r.root, "gateway"), PostgresURL: r.Postgres.URL(), NATSPort: cfg.NATSPort,
+		Bin: cfg.Bin, DataDir: filepath.Join(r.root, "gateway"), PostgresURL: r.Postgres.URL(), NATSPort: cfg.NATSPort, Args: cfg.Args,
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,11 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 func TestValidate(t *testing.T) {
@@ -12,7 +17,7 @@ func TestValidate(t *testing.T) {
 	if err := os.WriteFile(bin, nil, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ok := config{bin: bin, rate: 1000, duration: 30 * time.Second, workers: 64, rounds: 1}
+	ok := config{bin: bin, rate: 1000, duration: 30 * time.Second, workers: 64, rounds: 1, slice: time.Second}
 	tests := []struct {
 		name    string
 		change  func(*config)
@@ -24,6 +29,9 @@ func TestValidate(t *testing.T) {
 		{"too many requests", func(c *config) { c.rate = 1e6; c.duration = time.Hour }, true},
 		{"no workers", func(c *config) { c.workers = 0 }, true},
 		{"no rounds", func(c *config) { c.rounds = 0 }, true},
+		{"no slice", func(c *config) { c.slice = 0 }, true},
+		{"duration not a whole number of slices", func(c *config) { c.slice = 7 * time.Second }, true},
+		{"no request in a slice", func(c *config) { c.rate = 0.5 }, true},
 		{"no binary", func(c *config) { c.bin = filepath.Join(t.TempDir(), "missing") }, true},
 	}
 	for _, tt := range tests {
@@ -55,5 +63,37 @@ func TestAppAnswers(t *testing.T) {
 	defer conn.Close()
 	if _, err := healthOp(conn, nil)(t.Context()); err != nil {
 		t.Errorf("gRPC: %v", err)
+	}
+}
+
+func TestBareProxyCarriesBothProtocols(t *testing.T) {
+	a, err := startApp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	bp, err := listenBareProxy(a.httpAddr, a.grpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bp.close()
+	c := httpClient(1)
+	defer c.CloseIdleConnections()
+	if _, err := httpOp(c, "http://"+bp.httpAddr+"/ping", nil)(t.Context()); err != nil {
+		t.Errorf("HTTP through the bare proxy: %v", err)
+	}
+	conn, err := grpcConn(bp.grpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Metadata such as the gateway's must pass without harm.
+	if _, err := healthOp(conn, metadata.Pairs("dapr-app-id", "x"))(t.Context()); err != nil {
+		t.Errorf("gRPC through the bare proxy: %v", err)
+	}
+	// An unknown method comes back with the app's own status.
+	err = conn.Invoke(t.Context(), "/no.Such/Method", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{})
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("unknown method: %v, want Unimplemented from the app", err)
 	}
 }

@@ -31,10 +31,12 @@
 // calls, and a call's latency runs from its slot, so a stall counts against
 // every request queued behind it (no coordinated omission). Each side warms
 // up for a second first, unmeasured. Each round runs the http sides and then
-// the grpc sides, direct and gateway alternating, in reverse order every
-// second round; reported numbers are medians over -rounds. On Linux the CPU
-// time of this process (clients and target app), the gateway and the rest
-// of the machine is charged per request.
+// the grpc sides; within a protocol, direct and gateway take turns of -slice
+// (1 s) until each has run for -duration, so that the machine's own stalls
+// fall on both sides alike, and the side that goes first alternates between
+// rounds. Reported numbers are medians over -rounds. On Linux the CPU time
+// of this process (clients and target app), the gateway and the rest of the
+// machine is charged per request.
 //
 // # Goals
 //
@@ -45,7 +47,10 @@
 // Speed is not asserted: the command exits 0 whatever the verdicts are.
 //
 // Progress goes to stderr, the result tables to stdout, and with -json the
-// full results to a file.
+// full results to a file. With -profile DIR the gateway runs with --pprof
+// and DIR gets CPU and allocation profiles of the gateway over each
+// protocol's phases in the first round (http-gateway.pprof,
+// http-gateway.allocs.pprof, and the same for grpc), for `go tool pprof`.
 package main
 
 import (
@@ -78,7 +83,12 @@ type config struct {
 	duration time.Duration
 	workers  int
 	rounds   int
+	slice    time.Duration
 	jsonPath string
+	// profileDir, when set, gets CPU and allocation profiles of the
+	// gateway over each protocol's phases in the first round.
+	profileDir string
+	bareProxy  string
 }
 
 func main() {
@@ -88,7 +98,10 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 30*time.Second, "how long each measured phase runs")
 	flag.IntVar(&cfg.workers, "workers", 64, "goroutines making the scheduled calls")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "rounds of every phase; the report takes the median")
+	flag.DurationVar(&cfg.slice, "slice", time.Second, "direct and gateway take turns of this length within a phase")
 	flag.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to this file")
+	flag.StringVar(&cfg.bareProxy, "bare-proxy", "", "internal: serve the bare proxy baseline in front of HTTP_ADDR,GRPC_ADDR (the benchmark starts it)")
+	flag.StringVar(&cfg.profileDir, "profile", "", "write CPU and allocation profiles of the gateway over the first round to this directory (runs it with --pprof)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: invokebench [flags]\n\n"+
 			"Measures the latency the gateway adds to service invocation (HTTP and gRPC) at a fixed rate.\n\n")
@@ -98,6 +111,13 @@ func main() {
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "invokebench: unexpected arguments %q\n", flag.Args())
 		os.Exit(2)
+	}
+	if cfg.bareProxy != "" {
+		if err := serveBareProxy(cfg.bareProxy); err != nil {
+			fmt.Fprintln(os.Stderr, "invokebench bare proxy:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "invokebench:", err)
@@ -119,6 +139,10 @@ func (c *config) validate() error {
 		return errors.New("-workers must be at least 1")
 	case c.rounds < 1:
 		return errors.New("-rounds must be at least 1")
+	case c.slice <= 0 || c.duration%c.slice != 0:
+		return errors.New("-duration must be a whole number of -slice")
+	case c.rate*c.slice.Seconds() < 1:
+		return errors.New("-slice must be long enough for one request at -rate")
 	}
 	if _, err := os.Stat(c.bin); err != nil {
 		return fmt.Errorf("gateway binary: %w (run make build, or pass -bin)", err)
