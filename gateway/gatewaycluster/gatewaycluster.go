@@ -12,6 +12,11 @@
 // Liveness is judged by when this node last heard of a heartbeat on its own
 // clock (for the heartbeats already in the bucket when the watch starts, by
 // the time JetStream stored them), so the nodes' clocks need not agree.
+// Time during which this node cannot put its own heartbeat does not count
+// against the others: it cannot tell their silence from its own outage.
+// So when the node that led the bucket dies, the survivors keep counting
+// each other through the bucket's leader election instead of each falling
+// back to a cluster of one (and enforcing a whole tenant's rate alone).
 package gatewaycluster
 
 import (
@@ -47,6 +52,9 @@ type Node struct {
 	// LastSeen is when this node last heard the node's heartbeat; not part
 	// of the heartbeat itself.
 	LastSeen time.Time `json:"lastSeen"`
+
+	// down is the Membership's outage clock at LastSeen.
+	down time.Duration
 }
 
 // Config configures a Membership. Zero values take the documented defaults.
@@ -89,6 +97,11 @@ type Membership struct {
 
 	mu    sync.Mutex
 	nodes map[string]Node // other nodes, by name, with LastSeen
+	// The outage clock: how long, in all, this node could not put its
+	// heartbeat (downTotal, plus now - downSince while it still cannot).
+	downTotal time.Duration
+	downSince time.Time // zero while the bucket takes heartbeats
+	lastPut   time.Time // when a heartbeat was last put
 }
 
 // New returns a Membership over js; Run starts it.
@@ -149,14 +162,46 @@ func (m *Membership) Members() []Node {
 	self.LastSeen = now
 	out := []Node{self}
 	m.mu.Lock()
+	down := m.downAt(now)
 	for _, n := range m.nodes {
-		if now.Sub(n.LastSeen) <= m.cfg.TTL {
+		if now.Sub(n.LastSeen)-(down-n.down) <= m.cfg.TTL {
 			out = append(out, n)
 		}
 	}
 	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// downAt reads the outage clock at now; m.mu must be held.
+func (m *Membership) downAt(now time.Time) time.Duration {
+	if m.downSince.IsZero() {
+		return m.downTotal
+	}
+	return m.downTotal + max(0, now.Sub(m.downSince))
+}
+
+// heartbeatFailed starts the outage clock, from the last heartbeat that
+// was put: the outage may have begun any time after it.
+func (m *Membership) heartbeatFailed() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.downSince.IsZero() {
+		m.downSince = m.lastPut
+		if m.downSince.IsZero() {
+			m.downSince = m.cfg.Now()
+		}
+	}
+}
+
+// heartbeatPut stops the outage clock.
+func (m *Membership) heartbeatPut() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	m.downTotal = m.downAt(now)
+	m.downSince = time.Time{}
+	m.lastPut = now
 }
 
 // SetReplicas raises the bucket's replicas to n (at most 5) at the next
@@ -210,6 +255,7 @@ func (m *Membership) Run(ctx context.Context) (err error) {
 			var err error
 			if kv, replicas, err = m.ensureBucket(ctx); err != nil {
 				kv = nil
+				m.heartbeatFailed()
 				m.warnf("the cluster's membership bucket is unavailable; retrying", err)
 				return
 			}
@@ -217,6 +263,7 @@ func (m *Membership) Run(ctx context.Context) (err error) {
 		if watch == nil {
 			w, err := kv.WatchAll(ctx)
 			if err != nil {
+				m.heartbeatFailed()
 				m.warnf("watching the cluster's membership bucket failed; retrying", err)
 				return
 			}
@@ -227,9 +274,14 @@ func (m *Membership) Run(ctx context.Context) (err error) {
 		b, _ := json.Marshal(self)
 		pctx, cancel := context.WithTimeout(ctx, m.cfg.Interval)
 		defer cancel()
-		if _, err := kv.Put(pctx, self.Name, b); err != nil && ctx.Err() == nil {
-			m.warnf("putting this node's heartbeat failed", err)
+		if _, err := kv.Put(pctx, self.Name, b); err != nil {
+			if ctx.Err() == nil {
+				m.heartbeatFailed()
+				m.warnf("putting this node's heartbeat failed", err)
+			}
+			return
 		}
+		m.heartbeatPut()
 	}
 
 	beat()
@@ -283,6 +335,7 @@ func (m *Membership) apply(e jetstream.KeyValueEntry, live bool) {
 	if !live && e.Created().Before(n.LastSeen) {
 		n.LastSeen = e.Created()
 	}
+	n.down = m.downAt(n.LastSeen)
 	m.nodes[name] = n
 }
 

@@ -3,6 +3,7 @@ package gatewaycluster
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -119,13 +120,15 @@ func TestMembership(t *testing.T) {
 	if d := time.Since(stopped); d > 500*time.Millisecond {
 		t.Errorf("a clean leave took %s to be seen", d)
 	}
+	waitMembers(t, b, "a", "b")
 
-	// A node that loses JetStream keeps counting itself; the others drop
-	// it when its last heartbeat is older than the TTL.
+	// A node that loses JetStream keeps counting itself, and the nodes it
+	// knew: it cannot tell their silence from its own outage. The others
+	// drop it when its last heartbeat is older than the TTL.
 	b.nc.Close()
 	waitMembers(t, a, "a")
-	if got := names(b.m.Members()); len(got) == 0 || got[0] != "b" || !slices.Contains(got, "b") {
-		t.Fatalf("b without JetStream sees %v; it must count itself", got)
+	if got := names(b.m.Members()); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("b without JetStream sees %v; it must count itself and keep a", got)
 	}
 }
 
@@ -191,4 +194,68 @@ func TestNewRefuses(t *testing.T) {
 			t.Errorf("%q refused: %v", name, err)
 		}
 	}
+}
+
+// entry is a heartbeat as the watch delivers it.
+type entry struct {
+	key     string
+	value   []byte
+	created time.Time
+}
+
+func (e entry) Bucket() string                  { return "blockgate_nodes" }
+func (e entry) Key() string                     { return e.key }
+func (e entry) Value() []byte                   { return e.value }
+func (e entry) Revision() uint64                { return 1 }
+func (e entry) Created() time.Time              { return e.created }
+func (e entry) Delta() uint64                   { return 0 }
+func (e entry) Operation() jetstream.KeyValueOp { return jetstream.KeyValuePut }
+
+func TestOutageDoesNotAgePeers(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	m := &Membership{cfg: Config{Self: Node{Name: "a"}, TTL: 10 * time.Second, Now: clock}, nodes: map[string]Node{}}
+	m.logger = slog.New(slog.DiscardHandler)
+	heard := func(name string) {
+		m.apply(entry{key: name, value: fmt.Appendf(nil, `{"name":%q}`, name), created: now}, true)
+	}
+	at := func(d time.Duration) { now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(d) }
+	want := func(what string, live ...string) {
+		t.Helper()
+		if got := names(m.Members()); !slices.Equal(got, live) {
+			t.Fatalf("%s: members %v, want %v", what, got, live)
+		}
+	}
+
+	m.heartbeatPut()
+	heard("b")
+	heard("c")
+	at(5 * time.Second)
+	want("both peers fresh", "a", "b", "c")
+
+	// The bucket stops taking heartbeats at 2 s (the last put was at 0):
+	// for as long as it lasts, nobody ages.
+	at(2 * time.Second)
+	m.heartbeatPut()
+	at(4 * time.Second)
+	m.heartbeatFailed()
+	at(40 * time.Second)
+	m.heartbeatFailed()
+	want("during the outage", "a", "b", "c")
+
+	// Back at 41 s: b's heartbeat comes through, c's never does.
+	at(41 * time.Second)
+	m.heartbeatPut()
+	heard("b")
+	// c has been silent for 2 s before the outage and 7 s after it.
+	at(41*time.Second + 7*time.Second)
+	want("c silent for 9 s of working bucket", "a", "b", "c")
+	at(41*time.Second + 9*time.Second)
+	want("c silent for 11 s of working bucket", "a", "b")
+
+	// Without an outage, silence over the TTL drops a node.
+	heard("c")
+	at(41*time.Second + 22*time.Second)
+	m.heartbeatPut()
+	want("both silent for 11 s while the bucket works", "a")
 }
