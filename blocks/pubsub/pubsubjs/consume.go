@@ -23,6 +23,16 @@ const (
 
 var defaultBackoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second}
 
+// Pull requests wait up to pullExpiry for messages, and the server sends an
+// idle heartbeat every pullHeartbeat meanwhile. Two missed heartbeats make
+// the client pull again: after the node leading a consumer dies, delivery
+// resumes from its new leader within about 2×pullHeartbeat rather than the
+// 30 s of the client's default (a heartbeat of half the expiry).
+const (
+	pullExpiry    = 30 * time.Second
+	pullHeartbeat = 3 * time.Second
+)
+
 // unkeyedMaxAckPending bounds the unsettled unkeyed messages of one group
 // across all its Consume calls; each call holds at most about 2×MaxInFlight
 // (in its handlers and its pull buffer).
@@ -196,6 +206,7 @@ func (s *subscription) run(parent context.Context, parts []part, consumers []jet
 	for i, c := range consumers {
 		cc, err := c.Consume(s.onMsg,
 			jetstream.PullMaxMessages(parts[i].pullBatch),
+			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
 			jetstream.ConsumeErrHandler(s.onErr))
 		if err != nil {
 			s.cancel(fmt.Errorf("consuming %s: %w", c.CachedInfo().Name, classify(err)))
