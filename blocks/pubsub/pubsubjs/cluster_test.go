@@ -1,6 +1,7 @@
 package pubsubjs
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"testing"
@@ -103,5 +104,72 @@ func TestConcurrentFirstUse(t *testing.T) {
 				t.Fatalf("%s: %v", tenant, err)
 			}
 		}
+	}
+}
+
+// TestBatchRidesOutLeaderLoss: a batch published right after the server
+// leading the tenant's stream dies is stored whole, once per message, when
+// the request's time covers the election.
+func TestBatchRidesOutLeaderLoss(t *testing.T) {
+	servers := gatewaynatstest.Cluster(t, 3)
+	const tenant = tenants.ID("tenant-a")
+	connect := func(i int) (*Broker, jetstream.JetStream) {
+		nc, err := nats.Connect(servers[i].ClientURL(), nats.MaxReconnects(-1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		b, err := New(nc, Config{Replicas: 3, Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(nc)
+		return b, js
+	}
+	msg := func(id string) pubsub.Message {
+		return pubsub.Message{Tenant: tenant, Pubsub: "ps", Topic: "t", ID: id, Data: []byte(id)}
+	}
+	first, js := connect(0)
+	if err := first.Publish(t.Context(), msg("warm")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), streamName(tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := st.CachedInfo().Cluster.Leader
+	var survivor int
+	for i, s := range servers {
+		if fmt.Sprintf("n%d", i+1) == leader { // gatewaynatstest's names
+			s.Close()
+		} else {
+			survivor = i
+		}
+	}
+	b, js := connect(survivor)
+
+	msgs := make([]pubsub.Message, 50)
+	for i := range msgs {
+		msgs[i] = msg(strconv.Itoa(i))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	began := time.Now()
+	for i, err := range b.PublishBatch(ctx, msgs) {
+		if err != nil {
+			t.Fatalf("entry %d after the leader %s died: %v", i, leader, err)
+		}
+	}
+	t.Logf("the batch was stored %s after the leader %s died", time.Since(began).Round(100*time.Millisecond), leader)
+	st, err = js.Stream(ctx, streamName(tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := info.State.Msgs, uint64(len(msgs)+1); got != want {
+		t.Fatalf("the stream holds %d messages, want %d: each once", got, want)
 	}
 }

@@ -46,8 +46,10 @@ func (b *Broker) untilAnswered(ctx context.Context, op func(context.Context) err
 	}
 }
 
-// unanswered reports a request that no server answered (in time).
+// unanswered reports a request that no server answered (in time), or
+// whose answer the connection lost when it dropped (the client reconnects).
 func unanswered(err error) bool {
 	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrDisconnected)
 }

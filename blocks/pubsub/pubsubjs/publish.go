@@ -57,7 +57,11 @@ func (b *Broker) recreateStream(ctx context.Context, tenant tenants.ID) {
 }
 
 // PublishBatch publishes msgs asynchronously on the connection, so they are
-// stored in order, then waits for every PubAck.
+// stored in order, then waits for every PubAck. Entries that no server
+// answered within attemptTimeout, as during an election of the stream's
+// leader, are sent again one by one as Publish sends a message (their
+// Nats-Msg-Id has JetStream store each once) for the rest of the request's
+// time; only those may end up stored out of order.
 func (b *Broker) PublishBatch(ctx context.Context, msgs []pubsub.Message) []error {
 	errs := make([]error, len(msgs))
 	futures := make([]jetstream.PubAckFuture, len(msgs))
@@ -85,9 +89,16 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []pubsub.Message) []erro
 		}
 		futures[i] = f
 	}
+	acks, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
 	for i, f := range futures {
 		if f != nil {
-			errs[i] = b.awaitAck(ctx, msgs[i], f)
+			errs[i] = b.awaitAck(acks, msgs[i], f)
+		}
+	}
+	for i, err := range errs {
+		if futures[i] != nil && err != nil && unanswered(err) && ctx.Err() == nil {
+			errs[i] = b.Publish(ctx, msgs[i])
 		}
 	}
 	return errs
