@@ -65,7 +65,9 @@
 // Publish is a JetStream publish that waits for the stream's PubAck.
 // PublishBatch sends every message asynchronously on the one connection
 // (so they are stored in order) and then waits for all acks, one error per
-// message. Message fields travel as headers:
+// message; entries no server answered within 2 s (a leader election, a
+// dropped connection) are sent again one by one, as Publish retries, and
+// only those may be stored out of order. Message fields travel as headers:
 //
 //	Nats-Msg-Id       <pubsub>.<topic>/<id>: dedupe scoped to the topic
 //	Nats-TTL          seconds until Expires (at least 1)
