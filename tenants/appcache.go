@@ -3,24 +3,21 @@ package tenants
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
+
+	"github.com/blockgate/blockgate/internal/regcache"
 )
 
 // AppCache keeps apps in memory for the request path (service invocation
-// resolves the target on every call). Entries live MaxAge at most and are
-// dropped by Invalidate; a failed refresh keeps serving a stale entry, and
-// "not found" is cached too, briefly, so that a caller hammering an unknown
-// app id does not reach the registry each time.
+// resolves the target on every call). Entries are dropped by Invalidate;
+// past MaxAge an entry is still served while a reload runs in the
+// background, and a failed reload keeps serving it. "Not found" is cached
+// too, briefly, so that a caller hammering an unknown app id does not reach
+// the registry each time.
 //
 // It is safe for concurrent use.
 type AppCache struct {
-	load   func(ctx context.Context, tenant ID, appID string) (App, error)
-	maxAge time.Duration
-	now    func() time.Time
-
-	mu      sync.RWMutex
-	entries map[appKey]appEntry
+	cache *regcache.Cache[appKey, App]
 }
 
 type appKey struct {
@@ -28,68 +25,37 @@ type appKey struct {
 	app    string
 }
 
-type appEntry struct {
-	app      App
-	missing  bool
-	loadedAt time.Time
-}
-
 // missingAge is how long "no such app" is remembered.
 const missingAge = 2 * time.Second
 
 // NewAppCache returns a cache over load (the registry's App).
 func NewAppCache(load func(ctx context.Context, tenant ID, appID string) (App, error), maxAge time.Duration) *AppCache {
-	return &AppCache{load: load, maxAge: maxAge, now: time.Now, entries: map[appKey]appEntry{}}
+	return newAppCache(load, maxAge, time.Now)
+}
+
+func newAppCache(load func(ctx context.Context, tenant ID, appID string) (App, error), maxAge time.Duration, now func() time.Time) *AppCache {
+	return &AppCache{cache: regcache.New(regcache.Config[appKey, App]{
+		Load: func(ctx context.Context, k appKey) (App, error) {
+			return load(ctx, k.tenant, k.app)
+		},
+		Refresh:     maxAge,
+		IsNotFound:  func(err error) bool { return errors.Is(err, ErrNotFound) },
+		NotFoundAge: missingAge,
+		Now:         now,
+	})}
 }
 
 // App returns the tenant's app, or an error wrapping ErrNotFound.
 func (c *AppCache) App(ctx context.Context, tenant ID, appID string) (App, error) {
-	k := appKey{tenant, appID}
-	c.mu.RLock()
-	e, ok := c.entries[k]
-	c.mu.RUnlock()
-	age := c.now().Sub(e.loadedAt)
-	if ok && ((e.missing && age < missingAge) || (!e.missing && age < c.maxAge)) {
-		if e.missing {
-			return App{}, ErrNotFound
-		}
-		return e.app, nil
-	}
-	app, err := c.load(ctx, tenant, appID)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		c.store(k, appEntry{missing: true, loadedAt: c.now()})
-		return App{}, err
-	case err != nil:
-		if ok && !e.missing {
-			return e.app, nil // stale but known: keep serving
-		}
-		return App{}, err
-	}
-	c.store(k, appEntry{app: app, loadedAt: c.now()})
-	return app, nil
-}
-
-func (c *AppCache) store(k appKey, e appEntry) {
-	c.mu.Lock()
-	c.entries[k] = e
-	c.mu.Unlock()
+	return c.cache.Get(ctx, appKey{tenant, appID})
 }
 
 // Invalidate drops a tenant's cached apps.
 func (c *AppCache) Invalidate(tenant ID) {
-	c.mu.Lock()
-	for k := range c.entries {
-		if k.tenant == tenant {
-			delete(c.entries, k)
-		}
-	}
-	c.mu.Unlock()
+	c.cache.InvalidateFunc(func(k appKey) bool { return k.tenant == tenant })
 }
 
 // InvalidateAll drops everything.
 func (c *AppCache) InvalidateAll() {
-	c.mu.Lock()
-	clear(c.entries)
-	c.mu.Unlock()
+	c.cache.InvalidateAll()
 }

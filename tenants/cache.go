@@ -3,118 +3,74 @@ package tenants
 import (
 	"context"
 	"sort"
-	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
+	"github.com/blockgate/blockgate/internal/regcache"
 )
 
 // ComponentCache keeps each tenant's components in memory for the request
 // path. Entries are dropped by Invalidate (the gateway calls it on registry
-// notifications) and refreshed after MaxAge as a safety net. When a refresh
-// fails, the stale entry keeps serving: a registry outage must not take down
-// tenants whose configuration the node already knows.
+// notifications) and refreshed after MaxAge as a safety net: past MaxAge an
+// entry is still served while a reload runs in the background. When a
+// reload fails, the stale entry keeps serving: a registry outage must not
+// take down tenants whose configuration the node already knows.
 //
 // It is safe for concurrent use.
 type ComponentCache struct {
-	load   func(ctx context.Context, tenant ID) ([]Component, error)
-	maxAge time.Duration
-	now    func() time.Time
-
-	mu      sync.RWMutex
-	entries map[ID]*cacheEntry
-	// gen counts invalidations per tenant, so that a load that raced with an
-	// invalidation is not stored as fresh.
-	gen     map[ID]uint64
-	flights singleflight.Group
-}
-
-type cacheEntry struct {
-	byName   map[string]Component
-	loadedAt time.Time
-	gen      uint64
+	cache *regcache.Cache[ID, map[string]Component]
 }
 
 // NewComponentCache returns a cache that reads a tenant's components with
 // load and refreshes them at least every maxAge.
 func NewComponentCache(load func(ctx context.Context, tenant ID) ([]Component, error), maxAge time.Duration) *ComponentCache {
-	return &ComponentCache{
-		load:    load,
-		maxAge:  maxAge,
-		now:     time.Now,
-		entries: make(map[ID]*cacheEntry),
-		gen:     make(map[ID]uint64),
-	}
+	return newComponentCache(load, maxAge, time.Now)
+}
+
+func newComponentCache(load func(ctx context.Context, tenant ID) ([]Component, error), maxAge time.Duration, now func() time.Time) *ComponentCache {
+	return &ComponentCache{cache: regcache.New(regcache.Config[ID, map[string]Component]{
+		Load: func(ctx context.Context, tenant ID) (map[string]Component, error) {
+			list, err := load(ctx, tenant)
+			if err != nil {
+				return nil, err
+			}
+			byName := make(map[string]Component, len(list))
+			for _, comp := range list {
+				byName[comp.Name] = comp
+			}
+			return byName, nil
+		},
+		Refresh: maxAge,
+		Now:     now,
+	})}
 }
 
 // Invalidate drops what is cached for tenant.
 func (c *ComponentCache) Invalidate(tenant ID) {
-	c.mu.Lock()
-	delete(c.entries, tenant)
-	c.gen[tenant]++
-	c.mu.Unlock()
+	c.cache.Invalidate(tenant)
 }
 
 // InvalidateAll drops everything.
 func (c *ComponentCache) InvalidateAll() {
-	c.mu.Lock()
-	for t := range c.entries {
-		c.gen[t]++
-	}
-	clear(c.entries)
-	c.mu.Unlock()
-}
-
-func (c *ComponentCache) entry(ctx context.Context, tenant ID) (*cacheEntry, error) {
-	c.mu.RLock()
-	e := c.entries[tenant]
-	gen := c.gen[tenant]
-	c.mu.RUnlock()
-	if e != nil && c.now().Sub(e.loadedAt) < c.maxAge {
-		return e, nil
-	}
-	v, err, _ := c.flights.Do(string(tenant), func() (any, error) {
-		list, err := c.load(context.WithoutCancel(ctx), tenant)
-		if err != nil {
-			return nil, err
-		}
-		fresh := &cacheEntry{byName: make(map[string]Component, len(list)), loadedAt: c.now(), gen: gen}
-		for _, comp := range list {
-			fresh.byName[comp.Name] = comp
-		}
-		c.mu.Lock()
-		if c.gen[tenant] == gen {
-			c.entries[tenant] = fresh
-		}
-		c.mu.Unlock()
-		return fresh, nil
-	})
-	if err != nil {
-		if e != nil {
-			return e, nil // stale but known: keep serving
-		}
-		return nil, err
-	}
-	return v.(*cacheEntry), nil
+	c.cache.InvalidateAll()
 }
 
 // Component returns the tenant's component called name.
 func (c *ComponentCache) Component(ctx context.Context, tenant ID, name string) (Component, bool, error) {
-	e, err := c.entry(ctx, tenant)
+	byName, err := c.cache.Get(ctx, tenant)
 	if err != nil {
 		return Component{}, false, err
 	}
-	comp, ok := e.byName[name]
+	comp, ok := byName[name]
 	return comp, ok, nil
 }
 
 // HasKind reports whether the tenant has a component of the block kind.
 func (c *ComponentCache) HasKind(ctx context.Context, tenant ID, kind string) (bool, error) {
-	e, err := c.entry(ctx, tenant)
+	byName, err := c.cache.Get(ctx, tenant)
 	if err != nil {
 		return false, err
 	}
-	for _, comp := range e.byName {
+	for _, comp := range byName {
 		if comp.Kind() == kind {
 			return true, nil
 		}
@@ -124,12 +80,12 @@ func (c *ComponentCache) HasKind(ctx context.Context, tenant ID, kind string) (b
 
 // Components lists the tenant's components by name.
 func (c *ComponentCache) Components(ctx context.Context, tenant ID) ([]Component, error) {
-	e, err := c.entry(ctx, tenant)
+	byName, err := c.cache.Get(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Component, 0, len(e.byName))
-	for _, comp := range e.byName {
+	out := make([]Component, 0, len(byName))
+	for _, comp := range byName {
 		out = append(out, comp)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -136,15 +136,16 @@ func FuzzParseComponent(f *testing.F) {
 func TestComponentCache(t *testing.T) {
 	var loads atomic.Int32
 	var fail atomic.Bool
-	now := time.Unix(1000, 0)
-	cache := NewComponentCache(func(_ context.Context, tenant ID) ([]Component, error) {
+	var version atomic.Value
+	version.Store("v1")
+	clk := newTestClock()
+	cache := newComponentCache(func(_ context.Context, tenant ID) ([]Component, error) {
 		loads.Add(1)
 		if fail.Load() {
 			return nil, errors.New("registry down")
 		}
-		return []Component{{Tenant: tenant, Name: "statestore", Type: "state.in-memory", Version: "v1"}}, nil
-	}, time.Minute)
-	cache.now = func() time.Time { return now }
+		return []Component{{Tenant: tenant, Name: "statestore", Type: "state.in-memory", Version: version.Load().(string)}}, nil
+	}, time.Minute, clk.Now)
 	ctx := t.Context()
 
 	if _, ok, err := cache.Component(ctx, "a", "statestore"); !ok || err != nil {
@@ -163,12 +164,48 @@ func TestComponentCache(t *testing.T) {
 	}
 	// Past max age with the registry down: the stale entry keeps serving.
 	fail.Store(true)
-	now = now.Add(2 * time.Minute)
+	clk.Add(2 * time.Minute)
 	if _, ok, err := cache.Component(ctx, "a", "statestore"); !ok || err != nil {
 		t.Fatalf("stale entry not served during an outage: %v %v", ok, err)
 	}
 	// A tenant never loaded has nothing to fall back on.
 	if _, _, err := cache.Component(ctx, "b", "statestore"); err == nil {
 		t.Fatal("expected an error for an unknown tenant during an outage")
+	}
+	// Once the registry is back, the stale entry is served until a
+	// background reload replaces it.
+	fail.Store(false)
+	version.Store("v2")
+	clk.Add(time.Second) // past the wait between two reloads
+	eventually(t, "the reloaded component", func() bool {
+		comp, ok, err := cache.Component(ctx, "a", "statestore")
+		if !ok || err != nil {
+			t.Fatalf("lookup during the reload: %v %v", ok, err)
+		}
+		return comp.Version == "v2"
+	})
+}
+
+// testClock is a clock for caches that moves only when told to.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.ns.Store(time.Unix(1000, 0).UnixNano())
+	return c
+}
+
+func (c *testClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// eventually polls cond until it holds, failing the test after a while.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -57,9 +57,8 @@ func TestCache(t *testing.T) {
 	denyAll := Record{Name: "deny-all", Document: config("deny-all", "defaultAction: deny")}
 	store.set("a", false, denyAll)
 	store.set("b", false)
-	c := NewCache(store, testTD, time.Hour)
-	now := time.Unix(1000, 0)
-	c.now = func() time.Time { return now }
+	clk := newTestClock()
+	c := newCache(store, testTD, time.Hour, clk.Now)
 	ctx := t.Context()
 
 	allowed := func(tenant tenants.ID) bool {
@@ -93,11 +92,23 @@ func TestCache(t *testing.T) {
 		t.Fatal("the removal was not seen after InvalidateAll")
 	}
 
+	// After maxAge the stale Set is served while a reload runs in the
+	// background; the change shows once the reload is done.
+	if allowed("b") {
+		t.Fatal("the switch was lost after InvalidateAll")
+	}
+	store.set("b", false)
+	clk.Add(2 * time.Hour)
+	if allowed("b") {
+		t.Fatal("the stale Set was not served during the reload")
+	}
+	eventually(t, "the reloaded Set", func() bool { return allowed("b") })
+
 	// After maxAge a failed reload keeps serving the stale Set.
 	store.mu.Lock()
 	store.fail = errors.New("registry down")
 	store.mu.Unlock()
-	now = now.Add(2 * time.Hour)
+	clk.Add(2 * time.Hour)
 	if !allowed("a") {
 		t.Fatal("the stale Set was not served")
 	}
@@ -114,6 +125,30 @@ func TestCache(t *testing.T) {
 	store.set("c", false, Record{Name: "bad", Document: []byte("kind: nope")})
 	if _, err := c.Set(ctx, "c"); err == nil {
 		t.Fatal("a bad record made a Set")
+	}
+}
+
+// testClock is a clock that moves only when told to.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.ns.Store(time.Unix(1000, 0).UnixNano())
+	return c
+}
+
+func (c *testClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// eventually polls cond until it holds, failing the test after a while.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
