@@ -23,7 +23,6 @@ type ID string
 
 var labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-
 // ParseID validates s as a tenant name.
 func ParseID(s string) (ID, error) {
 	if !labelRE.MatchString(s) {
