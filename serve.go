@@ -115,6 +115,7 @@ func serve(ctx context.Context, args []string) error {
 	fs.string(&cfg.ClusterHost, "cluster-host", "", "address the cluster route listener binds (default: --host)")
 	fs.int(&cfg.ClusterPort, "cluster-port", gateway.DefaultClusterPort, "cluster route port (0: any free port)")
 	fs.string(&cfg.ClusterSecret, "cluster-secret", "", "password of the cluster routes, the same on every node; prefer the environment variable")
+	fs.bool(&cfg.ClusterPlainRoutes, "cluster-plain-routes", false, "routes without TLS (by default they are TLS with the CA's gateway certificates); only on a network that encrypts by itself")
 	fs.string(&cfg.AdminToken, "admin-token", "", "platform admin token; empty generates one into <data-dir>/admin-token")
 	fs.int(&maxBody, "max-body-size", 4<<20, "largest accepted request body in bytes")
 	fs.int(&pubsubMax, "pubsub-max-bytes", 1<<30, "default limit of a tenant's stored pub/sub messages, in bytes")

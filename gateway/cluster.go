@@ -37,6 +37,9 @@ func (n *node) natsConfig() gatewaynats.Config {
 		cfg.ServerName = n.cfg.NodeName
 		cfg.Cluster = gatewaynats.Cluster{Name: n.cfg.ClusterName, Host: host, Port: n.cfg.ClusterPort,
 			Routes: n.cfg.ClusterPeers, Secret: n.cfg.ClusterSecret}
+		if !n.cfg.ClusterPlainRoutes {
+			cfg.Cluster.TLS = n.ca.RouteTLSConfig()
+		}
 	}
 	return cfg
 }

@@ -69,6 +69,12 @@ type Config struct {
 	// it, as anyone who reaches the route port can otherwise join the
 	// cluster and read every message.
 	ClusterSecret string
+	// ClusterPlainRoutes turns off the routes' TLS. By default every route
+	// is TLS, both ends presenting the gateway certificate of the CA the
+	// nodes share through Postgres (authca.CA.RouteTLSConfig), so that
+	// only gateway nodes join and messages cross the network encrypted.
+	// Plain routes are for a private network that encrypts by itself.
+	ClusterPlainRoutes bool
 	// NodeName names this node in its cluster (the NATS server name and
 	// the membership heartbeats), unique in the cluster; default the host
 	// name.
@@ -220,8 +226,8 @@ func (c *Config) validateCluster() []error {
 		errs = append(errs, errors.New("--cluster-name clusters the embedded NATS servers; with --nats-url the external NATS cluster replicates: drop one"))
 	case c.ClusterName != "" && len(c.ClusterPeers) == 0:
 		errs = append(errs, errors.New("--cluster-name needs --cluster-peers: every node's route address (host:port), this node's included"))
-	case c.ClusterName == "" && (len(c.ClusterPeers) > 0 || c.ClusterSecret != ""):
-		errs = append(errs, errors.New("--cluster-peers and --cluster-secret need --cluster-name"))
+	case c.ClusterName == "" && (len(c.ClusterPeers) > 0 || c.ClusterSecret != "" || c.ClusterPlainRoutes):
+		errs = append(errs, errors.New("--cluster-peers, --cluster-secret and --cluster-plain-routes need --cluster-name"))
 	}
 	return errs
 }

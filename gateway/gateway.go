@@ -157,6 +157,16 @@ func (n *node) start(ctx context.Context) error {
 		return fmt.Errorf("connecting to Postgres: %w", err)
 	}
 
+	n.registry = tenantspg.New(n.pool, log)
+	n.tokens = authjwt.New(n.registry, authjwt.Config{}, log)
+	if err := n.tokens.Load(ctx); err != nil {
+		return fmt.Errorf("loading token signing keys: %w", err)
+	}
+	if err := n.startIdentity(ctx); err != nil {
+		return err
+	}
+	// After the CA: the routes between the nodes' NATS servers use its
+	// certificates.
 	n.natsURL = n.cfg.NATSURL
 	if n.natsURL == "" {
 		ns, err := gatewaynats.Start(ctx, n.natsConfig())
@@ -165,15 +175,6 @@ func (n *node) start(ctx context.Context) error {
 		}
 		n.nats = ns
 		n.natsURL = ns.ClientURL()
-	}
-
-	n.registry = tenantspg.New(n.pool, log)
-	n.tokens = authjwt.New(n.registry, authjwt.Config{}, log)
-	if err := n.tokens.Load(ctx); err != nil {
-		return fmt.Errorf("loading token signing keys: %w", err)
-	}
-	if err := n.startIdentity(ctx); err != nil {
-		return err
 	}
 	n.authn = auth.NewAuthenticator(n.tokens, n.registry, log, auth.Options{Federated: n.oidc, TrustDomain: n.ca.TrustDomain()})
 	if err := n.authn.Refresh(ctx); err != nil {

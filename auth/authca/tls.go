@@ -46,19 +46,67 @@ func (c *CA) VerifyPeerCertificate(rawCerts [][]byte, _ [][]*x509.Certificate) e
 	if len(rawCerts) == 0 {
 		return nil
 	}
+	_, err := c.verifyRaw(rawCerts)
+	return err
+}
+
+// verifyRaw parses a peer's chain as the handshake received it and
+// Verifies it.
+func (c *CA) verifyRaw(rawCerts [][]byte) (spiffeid.ID, error) {
 	if len(rawCerts) > maxPeerChain {
-		return fmt.Errorf("%w: peer sent %d certificates, over the limit of %d", ErrUntrusted, len(rawCerts), maxPeerChain)
+		return spiffeid.ID{}, fmt.Errorf("%w: peer sent %d certificates, over the limit of %d", ErrUntrusted, len(rawCerts), maxPeerChain)
 	}
 	chain := make([]*x509.Certificate, len(rawCerts))
 	for i, raw := range rawCerts {
 		cert, err := x509.ParseCertificate(raw)
 		if err != nil {
-			return fmt.Errorf("%w: parsing peer certificate: %w", ErrUntrusted, err)
+			return spiffeid.ID{}, fmt.Errorf("%w: parsing peer certificate: %w", ErrUntrusted, err)
 		}
 		chain[i] = cert
 	}
-	_, err := c.Verify(chain)
-	return err
+	return c.Verify(chain)
+}
+
+// RouteTLSConfig is the tls.Config of the routes between the gateway
+// nodes' embedded NATS servers, one config for both ends of a route (NATS
+// uses it to accept routes and, cloned, to dial them). Each end presents
+// the gateway's certificate (GatewayID, from GetCertificate) and requires
+// the other's: a chain to the bundle of the moment whose SPIFFE ID is
+// GatewayID. Any other identity of the trust domain is refused, an app's
+// SVID from this same CA included, so only gateway nodes sharing the CA
+// (through the registry) join the cluster and read its messages.
+//
+// The standard library's chain and host name checks are off
+// (InsecureSkipVerify) because VerifyPeerCertificate makes the SPIFFE
+// check in their place: routes are dialled by IP or host name, which no
+// gateway certificate needs to carry, and a rotation reaches the next
+// handshake without a restart. Rotation and renewal work as for
+// ServerTLSConfig.
+func (c *CA) RouteTLSConfig() *tls.Config {
+	get := c.GetCertificate(nil, nil)
+	gateway := GatewayID(c.cfg.TrustDomain)
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: get,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return get(nil)
+		},
+		ClientAuth:         tls.RequireAnyClientCert,
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+			if len(rawCerts) == 0 {
+				return fmt.Errorf("%w: the peer sent no certificate", ErrUntrusted)
+			}
+			id, err := c.verifyRaw(rawCerts)
+			if err != nil {
+				return err
+			}
+			if id != gateway {
+				return fmt.Errorf("%w: %s is not a gateway node (want %s)", ErrUntrusted, id, gateway)
+			}
+			return nil
+		},
+	}
 }
 
 // PeerID is the SPIFFE ID of the client certificate of a connection whose

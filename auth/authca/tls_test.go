@@ -288,3 +288,79 @@ func TestVerifyRefuses(t *testing.T) {
 		t.Fatalf("VerifyPeerCertificate of a long chain = %v", err)
 	}
 }
+
+// TestRouteTLS: two nodes sharing a CA (one store) connect with
+// RouteTLSConfig at both ends; a peer with an app's SVID of the same CA,
+// with no certificate, or of another CA is refused, whichever end it is.
+func TestRouteTLS(t *testing.T) {
+	clk := newClock()
+	store := authcatest.NewMemStore()
+	node1 := newCA(t, store, clk, authca.Config{})
+	node2 := newCA(t, store, clk, authca.Config{})
+	stranger := newCA(t, nil, clk, authca.Config{})
+
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", node1.RouteTLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	appSVID := newSVID(t, node1, appID(t, "acme", "orders"), 0)
+
+	tests := []struct {
+		name   string
+		client func() *tls.Config
+		refuse bool
+	}{
+		{name: "another node of the cluster", client: node2.RouteTLSConfig},
+		{name: "the same node", client: node1.RouteTLSConfig},
+		{
+			name: "an app's SVID from the same CA",
+			client: func() *tls.Config {
+				return tlsconfig.MTLSClientConfig(appSVID, node1.Bundle(), tlsconfig.AuthorizeID(authca.GatewayID(td)))
+			},
+			refuse: true,
+		},
+		{
+			name:   "no client certificate",
+			client: func() *tls.Config { return tlsconfig.TLSClientConfig(node1.Bundle(), tlsconfig.AuthorizeAny()) },
+			refuse: true,
+		},
+		{name: "a node of another CA", client: stranger.RouteTLSConfig, refuse: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := serveOne(t, ln)
+			_, cerr := dial(t, addr, tt.client())
+			h := <-got
+			if tt.refuse {
+				if h.err == nil || cerr == nil {
+					t.Fatalf("handshake passed (server %v, client %v); want it refused", h.err, cerr)
+				}
+				return
+			}
+			if h.err != nil || cerr != nil {
+				t.Fatalf("handshake failed: server %v, client %v", h.err, cerr)
+			}
+			if !h.ok || h.id != authca.GatewayID(td) {
+				t.Fatalf("peer %v, %v; want the gateway's ID", h.id, h.ok)
+			}
+		})
+	}
+
+	// The dialling end refuses a listener that is not a gateway node.
+	appLn, err := tls.Listen("tcp", "127.0.0.1:0", tlsconfig.MTLSServerConfig(appSVID, node1.Bundle(), tlsconfig.AuthorizeAny()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer appLn.Close()
+	go func() {
+		if c, err := appLn.Accept(); err == nil {
+			_ = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	if _, err := dial(t, appLn.Addr().String(), node2.RouteTLSConfig()); !errors.Is(err, authca.ErrUntrusted) {
+		t.Fatalf("dialling a listener with an app's SVID: %v, want ErrUntrusted", err)
+	}
+}

@@ -1,6 +1,8 @@
 package gatewaynats
 
 import (
+	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,8 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/blockgate/blockgate/auth/authca"
+	"github.com/blockgate/blockgate/auth/authca/authcatest"
 )
 
 func TestStartJetStreamClose(t *testing.T) {
@@ -265,5 +272,69 @@ func TestClusterPortInUse(t *testing.T) {
 		Cluster: Cluster{Name: "test", Host: "127.0.0.1", Port: port, Routes: []string{self}}})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("err = %v, want one saying the address is in use", err)
+	}
+}
+
+// routeCA is a gateway CA over store, as a node loads it from Postgres.
+func routeCA(t *testing.T, store authca.Store) *authca.CA {
+	t.Helper()
+	ca, err := authca.New(authca.Config{
+		TrustDomain: spiffeid.RequireTrustDomainFromString("example.org"),
+		MasterKey:   bytes.Repeat([]byte("0123456789abcdef"), 2),
+		Store:       store,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// With route TLS, servers whose certificates come from the cluster's CA
+// route to each other and replicate; a server of another CA and one
+// without TLS never get a route.
+func TestClusterRouteTLS(t *testing.T) {
+	shared := authcatest.NewMemStore()
+	ports := freePorts(t, 5)
+	seeds := []string{fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])}
+	start := func(i int, tlsConfig *tls.Config) *Server {
+		s, err := Start(t.Context(), Config{
+			StoreDir: t.TempDir(), ServerName: fmt.Sprintf("n%d", i), Logger: slog.New(slog.DiscardHandler),
+			Cluster: Cluster{Name: "test", Host: "127.0.0.1", Port: ports[i], Routes: seeds, TLS: tlsConfig},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	var members []*Server
+	for i := range 3 {
+		members = append(members, start(i, routeCA(t, shared).RouteTLSConfig()))
+	}
+	stranger := start(3, routeCA(t, authcatest.NewMemStore()).RouteTLSConfig())
+	plain := start(4, nil)
+	waitCurrent(t, members)
+	for i, s := range members {
+		if s.ns.NumRoutes() == 0 {
+			t.Fatalf("member %d has no routes", i)
+		}
+	}
+	// A route is one connection seen from both ends: a stranger with none
+	// was refused by every member, and refused every member.
+	time.Sleep(500 * time.Millisecond) // the strangers kept retrying meanwhile
+	for name, s := range map[string]*Server{"a server of another CA": stranger, "a server without TLS": plain} {
+		if n := s.ns.NumRoutes(); n != 0 {
+			t.Errorf("%s got %d routes", name, n)
+		}
+	}
+}
+
+func TestClusterRouteTLSMustVerify(t *testing.T) {
+	c := Cluster{Name: "test", Routes: []string{"127.0.0.1:6222"}, TLS: &tls.Config{InsecureSkipVerify: true}}
+	if err := c.apply(&server.Options{}); err == nil {
+		t.Fatal("route TLS that verifies nothing was accepted")
 	}
 }
