@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/blockgate/blockgate/internal/regcache/regcachetest"
 )
 
 func TestAppCache(t *testing.T) {
@@ -24,7 +26,7 @@ func TestAppCache(t *testing.T) {
 		defer mu.Unlock()
 		return loads[appKey{tenant, id}]
 	}
-	clk := newTestClock()
+	clk := regcachetest.NewClock()
 	cache := newAppCache(func(_ context.Context, tenant ID, id string) (App, error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -99,7 +101,7 @@ func TestAppCache(t *testing.T) {
 	fail = false
 	mu.Unlock()
 	clk.Add(time.Second)
-	eventually(t, "the reloaded app", func() bool { return endpoint("b", "web") == "http://h:9090" })
+	regcachetest.Eventually(t, "the reloaded app", func() bool { return endpoint("b", "web") == "http://h:9090" })
 
 	cache.InvalidateAll()
 	before := loadsOf("a", "api")

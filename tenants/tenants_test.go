@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/blockgate/blockgate/internal/regcache/regcachetest"
 )
 
 func TestParseID(t *testing.T) {
@@ -138,7 +140,7 @@ func TestComponentCache(t *testing.T) {
 	var fail atomic.Bool
 	var version atomic.Value
 	version.Store("v1")
-	clk := newTestClock()
+	clk := regcachetest.NewClock()
 	cache := newComponentCache(func(_ context.Context, tenant ID) ([]Component, error) {
 		loads.Add(1)
 		if fail.Load() {
@@ -177,35 +179,11 @@ func TestComponentCache(t *testing.T) {
 	fail.Store(false)
 	version.Store("v2")
 	clk.Add(time.Second) // past the wait between two reloads
-	eventually(t, "the reloaded component", func() bool {
+	regcachetest.Eventually(t, "the reloaded component", func() bool {
 		comp, ok, err := cache.Component(ctx, "a", "statestore")
 		if !ok || err != nil {
 			t.Fatalf("lookup during the reload: %v %v", ok, err)
 		}
 		return comp.Version == "v2"
 	})
-}
-
-// testClock is a clock for caches that moves only when told to.
-type testClock struct{ ns atomic.Int64 }
-
-func newTestClock() *testClock {
-	c := &testClock{}
-	c.ns.Store(time.Unix(1000, 0).UnixNano())
-	return c
-}
-
-func (c *testClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
-func (c *testClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
-
-// eventually polls cond until it holds, failing the test after a while.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

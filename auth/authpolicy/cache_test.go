@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blockgate/blockgate/internal/regcache/regcachetest"
 	"github.com/blockgate/blockgate/tenants"
 )
 
@@ -57,7 +58,7 @@ func TestCache(t *testing.T) {
 	denyAll := Record{Name: "deny-all", Document: config("deny-all", "defaultAction: deny")}
 	store.set("a", false, denyAll)
 	store.set("b", false)
-	clk := newTestClock()
+	clk := regcachetest.NewClock()
 	c := newCache(store, testTD, time.Hour, clk.Now)
 	ctx := t.Context()
 
@@ -102,7 +103,7 @@ func TestCache(t *testing.T) {
 	if allowed("b") {
 		t.Fatal("the stale Set was not served during the reload")
 	}
-	eventually(t, "the reloaded Set", func() bool { return allowed("b") })
+	regcachetest.Eventually(t, "the reloaded Set", func() bool { return allowed("b") })
 
 	// After maxAge a failed reload keeps serving the stale Set.
 	store.mu.Lock()
@@ -125,30 +126,6 @@ func TestCache(t *testing.T) {
 	store.set("c", false, Record{Name: "bad", Document: []byte("kind: nope")})
 	if _, err := c.Set(ctx, "c"); err == nil {
 		t.Fatal("a bad record made a Set")
-	}
-}
-
-// testClock is a clock that moves only when told to.
-type testClock struct{ ns atomic.Int64 }
-
-func newTestClock() *testClock {
-	c := &testClock{}
-	c.ns.Store(time.Unix(1000, 0).UnixNano())
-	return c
-}
-
-func (c *testClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
-func (c *testClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
-
-// eventually polls cond until it holds, failing the test after a while.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

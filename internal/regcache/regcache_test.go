@@ -7,29 +7,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/blockgate/blockgate/internal/regcache/regcachetest"
 )
 
 var errNotFound = errors.New("not found")
-
-// clock is a test clock that moves only when told to.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Unix(1000, 0)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // source is a registry in memory. A load reads the value when it starts,
 // then waits for the gate, if one is set, before answering.
@@ -97,25 +79,13 @@ func (s *source) hold() (release func()) {
 
 const refresh = 30 * time.Second
 
-func newTestCache(t *testing.T, src *source, clk *clock, opts ...func(*Config[string, string])) *Cache[string, string] {
+func newTestCache(t *testing.T, src *source, clk *regcachetest.Clock, opts ...func(*Config[string, string])) *Cache[string, string] {
 	t.Helper()
 	cfg := Config[string, string]{Load: src.load, Refresh: refresh, Now: clk.Now}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	return New(cfg)
-}
-
-// eventually polls cond until it holds, failing the test after a while.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func mustGet(t *testing.T, c *Cache[string, string], key string) string {
@@ -128,7 +98,7 @@ func mustGet(t *testing.T, c *Cache[string, string], key string) string {
 }
 
 func TestFreshHit(t *testing.T) {
-	src, clk := newSource(), newClock()
+	src, clk := newSource(), regcachetest.NewClock()
 	src.set("a", "v1")
 	c := newTestCache(t, src, clk)
 
@@ -144,7 +114,7 @@ func TestFreshHit(t *testing.T) {
 }
 
 func TestStaleServedWhileReloading(t *testing.T) {
-	src, clk := newSource(), newClock()
+	src, clk := newSource(), regcachetest.NewClock()
 	src.set("a", "v1")
 	c := newTestCache(t, src, clk)
 	mustGet(t, c, "a")
@@ -166,14 +136,14 @@ func TestStaleServedWhileReloading(t *testing.T) {
 	}
 
 	release()
-	eventually(t, "the reloaded value", func() bool { return mustGet(t, c, "a") == "v2" })
+	regcachetest.Eventually(t, "the reloaded value", func() bool { return mustGet(t, c, "a") == "v2" })
 	if n := src.loads.Load(); n != 2 {
 		t.Fatalf("%d loads after the reload, want 2", n)
 	}
 }
 
 func TestReloadFailureKeepsStale(t *testing.T) {
-	src, clk := newSource(), newClock()
+	src, clk := newSource(), regcachetest.NewClock()
 	src.set("a", "v1")
 	var failures atomic.Int32
 	c := newTestCache(t, src, clk, func(cfg *Config[string, string]) {
@@ -191,7 +161,7 @@ func TestReloadFailureKeepsStale(t *testing.T) {
 	if v := mustGet(t, c, "a"); v != "v1" {
 		t.Fatalf("got %q, want the stale v1", v)
 	}
-	eventually(t, "the failed reload", func() bool { return failures.Load() == 1 })
+	regcachetest.Eventually(t, "the failed reload", func() bool { return failures.Load() == 1 })
 
 	// The failure is not retried by every request, only after RetryAfter.
 	for range 10 {
@@ -204,20 +174,20 @@ func TestReloadFailureKeepsStale(t *testing.T) {
 	}
 	clk.Add(time.Second)
 	mustGet(t, c, "a")
-	eventually(t, "the second failed reload", func() bool { return failures.Load() == 2 })
+	regcachetest.Eventually(t, "the second failed reload", func() bool { return failures.Load() == 2 })
 
 	// Once the registry is back, a later retry refreshes the entry.
 	src.fail(nil)
 	src.set("a", "v2")
 	clk.Add(time.Second)
-	eventually(t, "the recovered value", func() bool { return mustGet(t, c, "a") == "v2" })
+	regcachetest.Eventually(t, "the recovered value", func() bool { return mustGet(t, c, "a") == "v2" })
 	if n := failures.Load(); n != 2 {
 		t.Fatalf("%d failures reported, want 2", n)
 	}
 }
 
 func TestFirstLoadShared(t *testing.T) {
-	src, clk := newSource(), newClock()
+	src, clk := newSource(), regcachetest.NewClock()
 	src.set("a", "v1")
 	c := newTestCache(t, src, clk)
 
@@ -230,7 +200,7 @@ func TestFirstLoadShared(t *testing.T) {
 			}
 		})
 	}
-	eventually(t, "the load to start", func() bool { return src.loads.Load() == 1 })
+	regcachetest.Eventually(t, "the load to start", func() bool { return src.loads.Load() == 1 })
 	release()
 	wg.Wait()
 	if n := src.loads.Load(); n != 1 {
@@ -239,7 +209,7 @@ func TestFirstLoadShared(t *testing.T) {
 }
 
 func TestFirstLoadError(t *testing.T) {
-	src, clk := newSource(), newClock()
+	src, clk := newSource(), regcachetest.NewClock()
 	src.set("a", "v1")
 	boom := errors.New("registry down")
 	src.fail(boom)
@@ -259,7 +229,7 @@ func TestFirstLoadError(t *testing.T) {
 }
 
 func TestGetCanceled(t *testing.T) {
-	src, clk := newSource(), newClock()
+	src, clk := newSource(), regcachetest.NewClock()
 	src.set("a", "v1")
 	c := newTestCache(t, src, clk)
 
@@ -271,7 +241,7 @@ func TestGetCanceled(t *testing.T) {
 	}
 	// The load goes on without the caller and its result is kept.
 	release()
-	eventually(t, "the abandoned load to be stored", func() bool {
+	regcachetest.Eventually(t, "the abandoned load to be stored", func() bool {
 		v, err := c.Get(t.Context(), "a")
 		return v == "v1" && err == nil
 	})
@@ -281,7 +251,7 @@ func TestGetCanceled(t *testing.T) {
 }
 
 func TestLoadPanic(t *testing.T) {
-	clk := newClock()
+	clk := regcachetest.NewClock()
 	c := New(Config[string, string]{
 		Load:    func(context.Context, string) (string, error) { panic("bug") },
 		Refresh: refresh,
@@ -305,7 +275,7 @@ func TestInvalidateDuringLoad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			src, clk := newSource(), newClock()
+			src, clk := newSource(), regcachetest.NewClock()
 			src.set("a", "v1")
 			c := newTestCache(t, src, clk)
 
@@ -315,7 +285,7 @@ func TestInvalidateDuringLoad(t *testing.T) {
 				v, _ := c.Get(t.Context(), "a")
 				before <- v
 			}()
-			eventually(t, "the first load to start", func() bool { return src.loads.Load() == 1 })
+			regcachetest.Eventually(t, "the first load to start", func() bool { return src.loads.Load() == 1 })
 			src.set("a", "v2") // a change lands while the load is in flight...
 			tt.invalidate(c)   // ...and its notification arrives
 
@@ -324,7 +294,7 @@ func TestInvalidateDuringLoad(t *testing.T) {
 				v, _ := c.Get(t.Context(), "a")
 				after <- v
 			}()
-			eventually(t, "a second load to start", func() bool { return src.loads.Load() == 2 })
+			regcachetest.Eventually(t, "a second load to start", func() bool { return src.loads.Load() == 2 })
 			release()
 			if v := <-before; v != "v1" {
 				t.Errorf("the caller from before the invalidation got %q, want v1", v)
@@ -345,7 +315,7 @@ func TestInvalidateDuringLoad(t *testing.T) {
 // TestInvalidateDuringReload: a background reload overtaken by an
 // invalidation is not stored either.
 func TestInvalidateDuringReload(t *testing.T) {
-	src, clk := newSource(), newClock()
+	src, clk := newSource(), regcachetest.NewClock()
 	src.set("a", "v1")
 	c := newTestCache(t, src, clk)
 	mustGet(t, c, "a")
@@ -355,7 +325,7 @@ func TestInvalidateDuringReload(t *testing.T) {
 	if v := mustGet(t, c, "a"); v != "v1" {
 		t.Fatalf("got %q, want the stale v1", v)
 	}
-	eventually(t, "the reload to start", func() bool { return src.loads.Load() == 2 })
+	regcachetest.Eventually(t, "the reload to start", func() bool { return src.loads.Load() == 2 })
 	src.set("a", "v2")
 	c.Invalidate("a")
 	release()
@@ -363,7 +333,7 @@ func TestInvalidateDuringReload(t *testing.T) {
 	if v := mustGet(t, c, "a"); v != "v2" {
 		t.Fatalf("got %q after Invalidate, want v2", v)
 	}
-	eventually(t, "the overtaken reload to end", func() bool { return src.done.Load() == src.loads.Load() })
+	regcachetest.Eventually(t, "the overtaken reload to end", func() bool { return src.done.Load() == src.loads.Load() })
 	if v := mustGet(t, c, "a"); v != "v2" {
 		t.Fatalf("cached %q, want v2: the overtaken reload was stored", v)
 	}
@@ -373,7 +343,7 @@ func TestInvalidateFunc(t *testing.T) {
 	type key struct{ tenant, app string }
 	var mu sync.Mutex
 	loads := map[key]int{}
-	clk := newClock()
+	clk := regcachetest.NewClock()
 	c := New(Config[key, string]{
 		Load: func(_ context.Context, k key) (string, error) {
 			mu.Lock()
@@ -412,7 +382,7 @@ func TestNotFound(t *testing.T) {
 	}
 
 	t.Run("remembered", func(t *testing.T) {
-		src, clk := newSource(), newClock()
+		src, clk := newSource(), regcachetest.NewClock()
 		c := newTestCache(t, src, clk, notFound)
 		for range 5 {
 			if _, err := c.Get(t.Context(), "a"); !errors.Is(err, errNotFound) {
@@ -434,7 +404,7 @@ func TestNotFound(t *testing.T) {
 	})
 
 	t.Run("not remembered without IsNotFound", func(t *testing.T) {
-		src, clk := newSource(), newClock()
+		src, clk := newSource(), regcachetest.NewClock()
 		c := newTestCache(t, src, clk)
 		for range 3 {
 			if _, err := c.Get(t.Context(), "a"); !errors.Is(err, errNotFound) {
@@ -447,7 +417,7 @@ func TestNotFound(t *testing.T) {
 	})
 
 	t.Run("dropped by Invalidate", func(t *testing.T) {
-		src, clk := newSource(), newClock()
+		src, clk := newSource(), regcachetest.NewClock()
 		c := newTestCache(t, src, clk, notFound)
 		c.Get(t.Context(), "a")
 		src.set("a", "v1")
@@ -458,7 +428,7 @@ func TestNotFound(t *testing.T) {
 	})
 
 	t.Run("replaces a stale value", func(t *testing.T) {
-		src, clk := newSource(), newClock()
+		src, clk := newSource(), regcachetest.NewClock()
 		src.set("a", "v1")
 		c := newTestCache(t, src, clk, notFound)
 		mustGet(t, c, "a")
@@ -469,7 +439,7 @@ func TestNotFound(t *testing.T) {
 		if v := mustGet(t, c, "a"); v != "v1" {
 			t.Fatalf("got %q, want the stale v1", v)
 		}
-		eventually(t, "the deletion to be seen", func() bool {
+		regcachetest.Eventually(t, "the deletion to be seen", func() bool {
 			_, err := c.Get(t.Context(), "a")
 			return errors.Is(err, errNotFound)
 		})
@@ -477,7 +447,7 @@ func TestNotFound(t *testing.T) {
 }
 
 func TestConcurrent(t *testing.T) {
-	src, clk := newSource(), newClock()
+	src, clk := newSource(), regcachetest.NewClock()
 	for _, k := range []string{"a", "b", "c"} {
 		src.set(k, k)
 	}
