@@ -125,9 +125,11 @@
 // RefreshAll every tenant's. They do not block: a loop in Run coalesces
 // them, and retries a tenant whose Source failed a second later, keeping
 // the current snapshots meanwhile. Nodes of one app with the same options
-// share the resources of one build. The gateway calls Refresh on the
-// registry's change notifications (apps, instances, policies) and on
-// announcements from other nodes.
+// share the resources of one build. Every resource is validated (Any
+// contents included) before it is served, but only once while it stays
+// the same: a rebuild validates the resources whose encoding changed.
+// The gateway calls Refresh on the registry's change notifications (apps,
+// instances, policies) and on announcements from other nodes.
 //
 // # Status and NACKs
 //

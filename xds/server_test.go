@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/blockgate/blockgate/tenants"
@@ -475,6 +477,19 @@ func TestFanOut(t *testing.T) {
 	if got, want := clusters(a), []string{"gateway|grpc", "gateway|http", "outbound|checkout", "outbound|orders"}; !slices.Equal(got, want) {
 		t.Fatalf("orders' clusters after checkout connected %v, want %v", got, want)
 	}
+	// A rebuild of the same configuration validates nothing again.
+	runs := func() int {
+		ts.buildMu.Lock()
+		defer ts.buildMu.Unlock()
+		return ts.tenants["acme"].valid.runs
+	}
+	before := runs()
+	if err := ts.rebuildTenant(t.Context(), "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if got := runs(); before == 0 || got != before {
+		t.Errorf("ValidateDeep ran %d times, then %d after a rebuild of the same configuration", before, got)
+	}
 	// A policy that denies every caller of checkout reaches both nodes.
 	ts.source.update("acme", func(c *TenantConfig) {
 		c.Policy = policySet(t, "acme", true, map[string][]string{ledgerACL: {"ledger"}})
@@ -498,6 +513,69 @@ func TestFanOut(t *testing.T) {
 			break
 		}
 	}
+	ts.stop()
+}
+
+// TestManyApps: a node of a tenant of many apps, over TLS, gets responses
+// and sends requests far larger than a TLS record, an HTTP/2 frame and
+// the flow control window.
+func TestManyApps(t *testing.T) {
+	checkLeaks(t)
+	const apps = 1000
+	ts := authServer(t)
+	ts.source.update("acme", func(c *TenantConfig) {
+		for i := range apps {
+			id := fmt.Sprintf("app-%03d", i)
+			c.Apps = append(c.Apps, tenants.App{Tenant: "acme", ID: id, Endpoint: fmt.Sprintf("http://10.2.%d.%d:8080", i/200, i%200+1),
+				Instances: []tenants.Instance{{ID: id + "-2", Endpoint: fmt.Sprintf("http://10.3.%d.%d:8080", i/200, i%200+1)}}})
+			c.Sidecars = append(c.Sidecars, id)
+		}
+	})
+	st := ads(t, ts.dial(t, nil), tokenOrders)
+	size := 0
+	get := func(req *discovery.DiscoveryRequest) *discovery.DiscoveryResponse {
+		t.Helper()
+		if err := st.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp := recvType(t, st, req.GetTypeUrl())
+		size += proto.Size(resp)
+		ack := &discovery.DiscoveryRequest{TypeUrl: req.GetTypeUrl(), ResourceNames: req.GetResourceNames(), VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}
+		if err := st.Send(ack); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	cds := get(&discovery.DiscoveryRequest{Node: envoyNode("acme/orders/o", 8080), TypeUrl: resource.ClusterType})
+	var eds []string
+	for _, r := range cds.GetResources() {
+		c := &clusterv3.Cluster{}
+		if err := r.UnmarshalTo(c); err != nil {
+			t.Fatal(err)
+		}
+		if c.GetEdsClusterConfig() != nil {
+			eds = append(eds, c.GetName())
+		}
+	}
+	if len(eds) < apps {
+		t.Fatalf("%d EDS clusters, want at least %d", len(eds), apps)
+	}
+	req := &discovery.DiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNames: eds}
+	if proto.Size(req) < 16<<10 {
+		t.Fatalf("the EDS request is %d bytes, want more than a TLS record", proto.Size(req))
+	}
+	if got := len(get(req).GetResources()); got != len(eds) {
+		t.Errorf("%d endpoint resources, want %d", got, len(eds))
+	}
+	rds := get(&discovery.DiscoveryRequest{TypeUrl: resource.RouteType, ResourceNames: []string{routeOutboundHTTP, routeOutboundGRPC}})
+	if got := len(rds.GetResources()); got != 2 {
+		t.Errorf("%d route configurations, want 2", got)
+	}
+	if size < 256<<10 {
+		t.Errorf("the responses came to %d bytes, want more than the flow control window", size)
+	}
+	t.Logf("%d EDS clusters, responses of %d KiB", len(eds), size>>10)
 	ts.stop()
 }
 

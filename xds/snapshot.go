@@ -229,6 +229,10 @@ type configSet struct {
 	versions [types.UnknownType]string
 	// version sums up the versions of the types, for Status.
 	version string
+	// indexed are items by name, as snapshots hold them: the snapshots
+	// of the set's nodes share them, since go-control-plane only reads a
+	// snapshot's resources.
+	indexed [types.UnknownType]cache.Resources
 }
 
 // configTypes are the resource types of a configSet.
@@ -253,22 +257,30 @@ func (s *configSet) add(r types.Resource) {
 	s.items[t] = append(s.items[t], r)
 }
 
-// finish validates every resource (Any contents included) and computes the
-// versions.
-func (s *configSet) finish() error {
+// finish validates every resource (Any contents included) that known has
+// not seen pass, computes the versions, and checks that the resources are
+// consistent (every route configuration and endpoints named, and only
+// those). known may be nil, to validate everything.
+func (s *configSet) finish(known *validated) error {
 	for _, t := range configTypes {
-		for _, r := range s.items[t] {
-			if err := ValidateDeep(r); err != nil {
+		v, err := hashResources(s.items[t], func(r types.Resource, raw []byte) error {
+			if err := known.validate(t, r, raw); err != nil {
 				return fmt.Errorf("%s %s: %w", typeName(t), cache.GetResourceName(r), err)
 			}
-		}
-		v, err := hashResources(s.items[t])
+			return nil
+		})
 		if err != nil {
 			return err
 		}
 		s.versions[t] = v
+		s.indexed[t] = cache.NewResources(v, s.items[t])
 	}
 	s.version = hashStrings(s.versions[types.Listener], s.versions[types.Route], s.versions[types.Cluster], s.versions[types.Endpoint])
+	// Consistency concerns the configuration types alone, so it holds
+	// for every node's snapshot of the set.
+	if err := s.snapshot(nil, "").Consistent(); err != nil {
+		return fmt.Errorf("inconsistent snapshot: %w", err)
+	}
 	return nil
 }
 
@@ -277,7 +289,7 @@ func (s *configSet) finish() error {
 func (s *configSet) snapshot(secrets []types.Resource, secretsVersion string) *cache.Snapshot {
 	snap := &cache.Snapshot{}
 	for _, t := range configTypes {
-		snap.Resources[t] = cache.NewResources(s.versions[t], s.items[t])
+		snap.Resources[t] = s.indexed[t]
 	}
 	snap.Resources[types.Secret] = cache.NewResources(secretsVersion, secrets)
 	return snap
@@ -285,8 +297,9 @@ func (s *configSet) snapshot(secrets []types.Resource, secretsVersion string) *c
 
 // hashResources is the version of a list of resources: a hash of their
 // names and deterministic encodings, in name order. Equal inputs give the
-// same version on every gateway node.
-func hashResources(rs []types.Resource) (string, error) {
+// same version on every gateway node. check, if not nil, is called with
+// each resource and its encoding; its error is returned.
+func hashResources(rs []types.Resource, check func(r types.Resource, raw []byte) error) (string, error) {
 	sorted := slices.Clone(rs)
 	slices.SortFunc(sorted, func(a, b types.Resource) int {
 		return strings.Compare(cache.GetResourceName(a), cache.GetResourceName(b))
@@ -297,6 +310,11 @@ func hashResources(rs []types.Resource) (string, error) {
 		raw, err := deterministic.Marshal(r)
 		if err != nil {
 			return "", fmt.Errorf("hashing %s: %w", cache.GetResourceName(r), err)
+		}
+		if check != nil {
+			if err := check(r, raw); err != nil {
+				return "", err
+			}
 		}
 		name := cache.GetResourceName(r)
 		binary.BigEndian.PutUint64(n[:], uint64(len(name)))

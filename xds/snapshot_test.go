@@ -100,7 +100,7 @@ func buildSnapshot(t testing.TB, ca *authca.CA, cfg TenantConfig, n Node) *cache
 	if b.err != nil {
 		t.Fatal(b.err)
 	}
-	if err := set.finish(); err != nil {
+	if err := set.finish(nil); err != nil {
 		t.Fatal(err)
 	}
 	var secrets []types.Resource
@@ -313,6 +313,98 @@ func TestValidateDeep(t *testing.T) {
 	unknown := &listenerv3.Listener{Name: "l", ApiListener: &listenerv3.ApiListener{ApiListener: &anypb.Any{TypeUrl: "type.googleapis.com/no.such.Type"}}}
 	if err := ValidateDeep(unknown); err == nil {
 		t.Error("an Any of an unknown type passed")
+	}
+}
+
+// TestValidatedOnce: across rebuilds, an unchanged resource is validated
+// once and a changed one again, what a rebuild no longer uses is
+// forgotten, and an invalid resource is refused at every build.
+func TestValidatedOnce(t *testing.T) {
+	ca := newCA(t, nil)
+	b := testBuilder(t, ca)
+	build := func(cfg TenantConfig, known *validated) *configSet {
+		t.Helper()
+		bb := b.fresh()
+		set := bb.envoyConfig(newView("acme", testTD, cfg, nil), "orders", 8080)
+		if bb.err != nil {
+			t.Fatal(bb.err)
+		}
+		if err := set.finish(known); err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	count := func(set *configSet) int {
+		n := 0
+		for _, typ := range configTypes {
+			n += len(set.items[typ])
+		}
+		return n
+	}
+
+	known := newValidated()
+	first := build(smallTenant(t), known)
+	if known.runs != count(first) {
+		t.Fatalf("the first build validated %d resources, want all %d", known.runs, count(first))
+	}
+	for range 3 {
+		known.next()
+		again := build(smallTenant(t), known)
+		known.forget()
+		if known.runs != count(first) {
+			t.Fatalf("a rebuild of the same configuration validated %d more resources, want none", known.runs-count(first))
+		}
+		if again.version != first.version {
+			t.Fatalf("version %s, then %s", first.version, again.version)
+		}
+		if known.size() != count(first) {
+			t.Fatalf("%d resources remembered, want %d", known.size(), count(first))
+		}
+	}
+
+	// A new instance of orders changes some resources (its endpoints):
+	// those, and only those, are validated again.
+	cfg := smallTenant(t)
+	cfg.Apps[0].Instances = append(cfg.Apps[0].Instances, tenants.Instance{ID: "orders-3", Endpoint: "http://10.0.0.3:8080"})
+	known.next()
+	changed := build(cfg, known)
+	known.forget()
+	var diff []string
+	for _, typ := range configTypes {
+		before := map[string]types.Resource{}
+		for _, r := range first.items[typ] {
+			before[cache.GetResourceName(r)] = r
+		}
+		for _, r := range changed.items[typ] {
+			if old, ok := before[cache.GetResourceName(r)]; !ok || !proto.Equal(old, r) {
+				diff = append(diff, typeName(typ)+" "+cache.GetResourceName(r))
+			}
+		}
+	}
+	if len(diff) == 0 {
+		t.Fatal("a new instance changed no resource")
+	}
+	if got := known.runs - count(first); got != len(diff) {
+		t.Errorf("the change validated %d resources, want the %d that changed: %v", got, len(diff), diff)
+	}
+	if known.size() != count(changed) {
+		t.Errorf("%d resources remembered after the change, want the %d in use", known.size(), count(changed))
+	}
+
+	// An invalid listener is refused, every time.
+	bad := &configSet{}
+	bad.add(&listenerv3.Listener{
+		Name:    "l",
+		Address: socketAddress("127.0.0.1", 1),
+		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{b.hcmFilter(&hcm.HttpConnectionManager{
+			RouteSpecifier: rds("r"), // no stat_prefix
+		})}}},
+	})
+	for i := range 2 {
+		known.next()
+		if err := bad.finish(known); err == nil || !strings.Contains(err.Error(), "LDS l: ") || !strings.Contains(err.Error(), "StatPrefix") {
+			t.Errorf("build %d of an invalid listener: err = %v, want the missing stat_prefix", i+1, err)
+		}
 	}
 }
 

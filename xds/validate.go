@@ -1,8 +1,10 @@
 package xds
 
 import (
+	"crypto/sha256"
 	"fmt"
 
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -83,6 +85,69 @@ func walk(m protoreflect.Message, path string) error {
 	})
 	return err
 }
+
+// validated remembers the resources of one tenant that passed ValidateDeep,
+// so that a rebuild validates only what changed: at a change of one app's
+// instances, the endpoints of that app's cluster, not the whole
+// configuration of every app. A resource is known by its type and a
+// SHA-256 of its deterministic encoding, the bytes that its version is
+// hashed from: ValidateDeep depends on the message alone, and equal
+// encodings are equal messages (Any contents and unknown fields
+// included). A resource that fails is not remembered, so it is refused at
+// every build.
+//
+// It keeps two generations, to hold only the resources in use: next
+// starts one when the tenant's configuration is rebuilt, a resource found
+// in the previous one is carried over, and forget drops what the rebuild
+// did not carry over. A validated is used under Server.buildMu.
+type validated struct {
+	cur, prev map[validKey]struct{}
+	// runs counts the calls of ValidateDeep, for tests.
+	runs int
+}
+
+type validKey struct {
+	t   types.ResponseType
+	sum [sha256.Size]byte
+}
+
+func newValidated() *validated {
+	return &validated{cur: map[validKey]struct{}{}}
+}
+
+// validate checks r, whose deterministic encoding is raw, unless it
+// passed before. A nil v validates every time.
+func (v *validated) validate(t types.ResponseType, r types.Resource, raw []byte) error {
+	if v == nil {
+		return ValidateDeep(r)
+	}
+	k := validKey{t: t, sum: sha256.Sum256(raw)}
+	if _, ok := v.cur[k]; ok {
+		return nil
+	}
+	if _, ok := v.prev[k]; ok {
+		v.cur[k] = struct{}{}
+		return nil
+	}
+	v.runs++
+	if err := ValidateDeep(r); err != nil {
+		return err
+	}
+	v.cur[k] = struct{}{}
+	return nil
+}
+
+// next starts a generation: the resources validated before are kept until
+// forget or the next call, unless a build uses them again.
+func (v *validated) next() {
+	v.prev, v.cur = v.cur, make(map[validKey]struct{}, len(v.cur))
+}
+
+// forget drops the resources that no build used since next.
+func (v *validated) forget() { v.prev = nil }
+
+// size is how many resources v remembers.
+func (v *validated) size() int { return len(v.cur) + len(v.prev) }
 
 func join(path, field string) string {
 	if path == "" {
