@@ -37,4 +37,8 @@ func (a CPUSample) Until(b CPUSample) (u CPUUsage, ok bool) {
 type CPUMeter struct {
 	GatewayPID    int
 	PostmasterPID int
+	// ExcludePID is a process whose CPU time counts nowhere, not even as
+	// other: the idle spinners (KeepAwake), which use whatever CPU the
+	// rest leaves.
+	ExcludePID int
 }

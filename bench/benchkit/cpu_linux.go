@@ -39,6 +39,13 @@ func (m *CPUMeter) Sample() CPUSample {
 	if s.machine, err = machineBusy(); err != nil {
 		return s
 	}
+	if m.ExcludePID != 0 {
+		own, _, _, err := procStat(strconv.Itoa(m.ExcludePID))
+		if err != nil {
+			return s
+		}
+		s.machine -= own
+	}
 	s.ok = true
 	return s
 }

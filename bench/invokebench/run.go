@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"time"
 
 	"google.golang.org/grpc"
@@ -89,6 +90,15 @@ func run(ctx context.Context, cfg config) error {
 	defer bare.Close()
 	progress("bare proxy: HTTP %s, gRPC %s, pid %d", bare.httpAddr, bare.grpcAddr, bare.PID())
 	proxyMeter := &benchkit.CPUMeter{GatewayPID: bare.PID(), PostmasterPID: rig.Meter.PostmasterPID}
+	if cfg.keepAwake {
+		sp, err := benchkit.KeepAwake(runtime.NumCPU())
+		if err != nil {
+			return err
+		}
+		defer sp.Stop()
+		rig.Meter.ExcludePID, proxyMeter.ExcludePID = sp.PID(), sp.PID()
+		progress("keeping %d CPUs awake with idle spinners (pid %d)", runtime.NumCPU(), sp.PID())
+	}
 
 	admin := adminclient.New(gw.AdminURL(), gw.AdminToken())
 	if _, err := admin.CreateApp(ctx, devTenant, httpTarget, "http://"+a.httpAddr); err != nil {
