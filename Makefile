@@ -68,7 +68,7 @@ bench: build
 		-json bin/statebench.json $(STATEBENCH_FLAGS)
 	$(GO) run ./bench/pubsubbench -bin bin/blockgate -duration 5s -publishers 16 -batch 100 -rate 1000 -rounds 3 \
 		-json bin/pubsubbench.json $(PUBSUBBENCH_FLAGS)
-	$(GO) run ./bench/invokebench -bin bin/blockgate -rate 1000 -duration 30s -keep-awake \
+	$(GO) run ./bench/invokebench -bin bin/blockgate -rate 1000 -duration 10s -rounds 5 -keep-awake \
 		-json bin/invokebench.json $(INVOKEBENCH_FLAGS)
 	$(GO) run ./bench/neighbourbench -bin bin/blockgate -duration 20s -json bin/neighbourbench.json $(NEIGHBOURBENCH_FLAGS)
 	$(GO) run ./bench/clusterbench -bin bin/blockgate -duration 15s -workers 18 -rounds 3 -json bin/clusterbench.json $(CLUSTERBENCH_FLAGS)
